@@ -1,0 +1,190 @@
+// mongo-standin: command line, seeding, threads and signals; see README.md for what the
+// stand-in answers. Wiring only: the protocol lives in wire/commands, the data in store.
+#include <unistd.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <charconv>
+#include <csignal>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "json_file.hpp"
+#include "server.hpp"
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+constexpr const char* usage = R"(usage: mongo-standin [options]
+A MongoDB wire-protocol stand-in for tests and benchmarks (in memory, single node).
+
+  --port N             TCP port (default 27017; 0 = any free port). The port is always
+                       printed alone on the first line of stdout.
+  --bind ADDR          address to listen on (default 127.0.0.1)
+  --seed db.coll=FILE  load FILE (extended JSON: one document, an array, or JSON lines)
+                       into db.coll; repeatable
+  --latency-ms N       delay every reply by N ms (other connections are not blocked)
+  --threads N          I/O threads (default 2)
+  --control-stdin      read fault controls from stdin, one per line: "latency MS",
+                       "refuse on|off", "drop", "fail N CODE [message]", "state";
+                       each is answered by one "ok ..." line on stdout. End of stdin stops
+                       the stand-in.
+  --help               this text
+
+At run time the admin command {standinFault: 1, latencyMs, refuseConnections,
+dropConnections, failNext, failCode, failMessage} changes the same faults.
+)";
+
+struct options {
+    unsigned short port = 27017;
+    std::string bind = "127.0.0.1";
+    std::vector<standin::seed_spec> seeds;
+    int latency_ms = 0;
+    int threads = 2;
+    bool control_stdin = false;
+};
+
+struct usage_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+int to_int(const std::string& flag, const std::string& value, int min, int max) {
+    int v = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+    if (ec != std::errc() || end != value.data() + value.size() || v < min || v > max)
+        throw usage_error(flag + " expects an integer in [" + std::to_string(min) + ", " +
+                          std::to_string(max) + "], got '" + value + "'");
+    return v;
+}
+
+options parse_options(int argc, char** argv) {
+    options opt;
+    for (int i = 1; i < argc; ++i) {
+        const std::string flag = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) throw usage_error(flag + " needs a value");
+            return argv[++i];
+        };
+        if (flag == "--help" || flag == "-h") {
+            std::cout << usage;
+            std::exit(0);
+        } else if (flag == "--port") {
+            opt.port = static_cast<unsigned short>(to_int(flag, value(), 0, 65535));
+        } else if (flag == "--bind") {
+            opt.bind = value();
+        } else if (flag == "--seed") {
+            try {
+                opt.seeds.push_back(standin::parse_seed_spec(value()));
+            } catch (const std::invalid_argument& e) {
+                throw usage_error("--seed: " + std::string(e.what()));
+            }
+        } else if (flag == "--latency-ms") {
+            opt.latency_ms = to_int(flag, value(), 0, 3'600'000);
+        } else if (flag == "--threads") {
+            opt.threads = to_int(flag, value(), 1, 256);
+        } else if (flag == "--control-stdin") {
+            opt.control_stdin = true;
+        } else {
+            throw usage_error("unknown option '" + flag + "'");
+        }
+    }
+    return opt;
+}
+
+void seed(standin::store& db, const std::vector<standin::seed_spec>& seeds) {
+    for (const auto& s : seeds) {
+        std::vector<standin::doc_ptr> docs;
+        for (const auto& d : standin::read_json_documents(s.path))
+            docs.push_back(standin::make_stored_doc(d.get()));
+        const std::size_t given = docs.size();
+        std::vector<standin::write_error> errors;
+        int32_t n = db.insert(s.ns, std::move(docs), false, errors);
+        std::cerr << "mongo-standin: seeded " << s.ns << " with " << n << " of " << given
+                  << " documents from " << s.path << "\n";
+        for (const auto& e : errors)
+            std::cerr << "mongo-standin:   document " << e.index << ": " << e.message << "\n";
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    options opt;
+    try {
+        opt = parse_options(argc, argv);
+    } catch (const usage_error& e) {
+        std::cerr << "mongo-standin: " << e.what() << " (see --help)\n";
+        return 2;
+    }
+
+    std::vector<std::unique_ptr<asio::io_context>> contexts;
+    for (int i = 0; i < opt.threads; ++i) contexts.push_back(std::make_unique<asio::io_context>(1));
+
+    standin::store db;
+    standin::cursor_table cursors;
+    standin::fault_state faults;
+    faults.set_latency_ms(opt.latency_ms);
+    try {
+        seed(db, opt.seeds);
+    } catch (const std::exception& e) {
+        std::cerr << "mongo-standin: --seed: " << e.what() << "\n";
+        return 2;
+    }
+
+    // Before the port is printed: whoever reads it may signal us at once.
+    asio::signal_set signals(*contexts[0], SIGINT, SIGTERM);
+    std::optional<tcp::acceptor> acceptor;
+    try {
+        tcp::endpoint endpoint(asio::ip::make_address(opt.bind), opt.port);
+        acceptor.emplace(*contexts[0], endpoint);  // sets SO_REUSEADDR
+    } catch (const std::exception& e) {
+        std::cerr << "mongo-standin: cannot listen on " << opt.bind << ":" << opt.port << ": "
+                  << e.what() << "\n";
+        return 1;
+    }
+    std::cout << acceptor->local_endpoint().port() << std::endl;
+    std::cerr << "mongo-standin: listening on " << acceptor->local_endpoint() << " with "
+              << opt.threads << " thread(s)\n";
+
+    std::vector<asio::io_context*> ptrs;
+    for (auto& c : contexts) ptrs.push_back(c.get());
+    std::optional<standin::server> srv;
+    srv.emplace(ptrs, *acceptor, standin::services{db, cursors, faults});
+
+    auto stop = [&] {
+        for (auto& c : contexts) c->stop();
+    };
+    signals.async_wait([&](const boost::system::error_code& ec, int) {
+        if (!ec) stop();
+    });
+    asio::co_spawn(*contexts[0], srv->accept_loop(), asio::detached);
+    if (opt.control_stdin)
+        asio::co_spawn(*contexts[0], srv->control_loop(STDIN_FILENO, stop), asio::detached);
+
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < contexts.size(); ++i) {
+        guards.push_back(asio::make_work_guard(*contexts[i]));
+        threads.emplace_back([&ctx = *contexts[i]] { ctx.run(); });
+    }
+    contexts[0]->run();
+    stop();
+    for (auto& t : threads) t.join();
+
+    // Coroutine frames still suspended on the contexts refer to the server and the store:
+    // destroy them (with their contexts) before those.
+    guards.clear();
+    acceptor.reset();
+    contexts.clear();
+    srv.reset();
+    return 0;
+}

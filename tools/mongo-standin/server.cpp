@@ -1,0 +1,210 @@
+// server: accept loop and per-connection coroutine. Malformed input ends only the
+// connection it came on; a slow reply (injected latency) waits on a timer, never a thread.
+#include "server.hpp"
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/buffers_iterator.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <charconv>
+#include <iostream>
+#include <sstream>
+
+#include "wire.hpp"
+
+namespace standin {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+uint64_t connection_registry::add(asio::any_io_executor ex, std::weak_ptr<live> conn) {
+    std::lock_guard lock(mutex_);
+    entries_.emplace(next_, entry{std::move(ex), std::move(conn)});
+    return next_++;
+}
+
+void connection_registry::remove(uint64_t key) {
+    std::lock_guard lock(mutex_);
+    entries_.erase(key);
+}
+
+std::size_t connection_registry::close_all() {
+    std::vector<entry> all;
+    {
+        std::lock_guard lock(mutex_);
+        for (const auto& [key, e] : entries_) all.push_back(e);
+    }
+    for (auto& [ex, weak] : all) {
+        // The session and this close both run on the session's executor (one thread),
+        // so the socket is either still open here or the session is gone (weak expired).
+        asio::post(ex, [weak] {
+            if (auto conn = weak.lock()) {
+                boost::system::error_code ignored;
+                conn->socket.shutdown(tcp::socket::shutdown_both, ignored);
+                conn->socket.close(ignored);
+            }
+        });
+    }
+    return all.size();
+}
+
+std::size_t connection_registry::size() const {
+    std::lock_guard lock(mutex_);
+    return entries_.size();
+}
+
+server::server(std::vector<asio::io_context*> contexts, tcp::acceptor& acceptor, services svc)
+    : contexts_(std::move(contexts)), acceptor_(acceptor), svc_(svc) {}
+
+asio::awaitable<void> server::accept_loop() {
+    std::size_t next = 0;
+    for (;;) {
+        auto& ctx = *contexts_[next++ % contexts_.size()];
+        auto [ec, socket] = co_await acceptor_.async_accept(ctx.get_executor(), use_tuple);
+        if (ec == asio::error::operation_aborted) co_return;
+        if (ec) continue;  // e.g. EMFILE or a connection reset before accept: keep serving
+        if (svc_.faults.refusing()) continue;  // the socket closes as it goes out of scope
+        socket.set_option(tcp::no_delay(true), ec);
+        const int32_t id = next_connection_id_++;
+        asio::co_spawn(ctx, session(std::move(socket), id), asio::detached);
+    }
+}
+
+asio::awaitable<void> server::session(tcp::socket socket, int32_t id) {
+    auto conn = std::make_shared<connection_registry::live>(socket);
+    const uint64_t key = connections_.add(socket.get_executor(), conn);
+    struct unregister {
+        connection_registry& r;
+        uint64_t key;
+        ~unregister() { r.remove(key); }
+    } guard{connections_, key};
+
+    std::array<uint8_t, wire::header_size> head;
+    std::vector<uint8_t> payload, out;
+    asio::steady_timer latency_timer(socket.get_executor());
+    for (;;) {
+        auto [ec, n] = co_await asio::async_read(socket, asio::buffer(head), use_tuple);
+        if (ec) co_return;  // closed, reset or dropped: nothing to report
+        const wire::header h = wire::parse_header(head);
+        if (h.length < int32_t(wire::header_size) || h.length > wire::max_message_size) {
+            std::cerr << "mongo-standin: connection " << id << ": bad message length " << h.length
+                      << ", closing\n";
+            co_return;
+        }
+        payload.resize(std::size_t(h.length) - wire::header_size);
+        std::tie(ec, n) = co_await asio::async_read(socket, asio::buffer(payload), use_tuple);
+        if (ec) co_return;
+
+        auto parsed = wire::parse_request(h, payload);
+        if (!parsed.ok) {
+            std::cerr << "mongo-standin: connection " << id << ": " << parsed.error
+                      << ", closing\n";
+            co_return;
+        }
+        const wire::request& req = *parsed.ok;
+        bson_doc reply;
+        const command_result result = run_command(svc_, req.body(), id, reply.get());
+        if (req.more_to_come) continue;
+
+        if (int ms = svc_.faults.latency_ms(); ms > 0) {
+            latency_timer.expires_after(std::chrono::milliseconds(ms));
+            co_await latency_timer.async_wait(use_tuple);
+            if (!socket.is_open()) co_return;  // dropped while waiting
+        }
+        if (req.legacy)
+            wire::build_op_reply(out, 0, req.request_id, reply.get());
+        else
+            wire::build_op_msg(out, 0, req.request_id, reply.get());
+        std::tie(ec, n) = co_await asio::async_write(socket, asio::buffer(out), use_tuple);
+        if (ec) co_return;
+        if (result.drop_connections) connections_.close_all();
+    }
+}
+
+asio::awaitable<void> server::drop_all_and_wait() {
+    connections_.close_all();
+    // Each context runs one thread in FIFO order: once a no-op posted after the closes
+    // has run there, the closes have too.
+    for (auto* ctx : contexts_)
+        co_await asio::co_spawn(
+            *ctx, []() -> asio::awaitable<void> { co_return; }, asio::use_awaitable);
+}
+
+namespace {
+
+template <typename T>
+bool parse_number(std::string_view word, T& out) {
+    auto [end, ec] = std::from_chars(word.data(), word.data() + word.size(), out);
+    return ec == std::errc() && end == word.data() + word.size();
+}
+
+}  // namespace
+
+std::string server::apply_control(std::string_view line, bool& drop) {
+    std::istringstream in{std::string(line)};
+    std::string verb, a, b;
+    in >> verb;
+    if (verb == "latency") {
+        int ms = 0;
+        if (!(in >> a) || !parse_number(a, ms) || ms < 0) return "error usage: latency MS";
+        svc_.faults.set_latency_ms(ms);
+    } else if (verb == "refuse") {
+        in >> a;
+        if (a != "on" && a != "off") return "error usage: refuse on|off";
+        svc_.faults.set_refusing(a == "on");
+    } else if (verb == "drop") {
+        drop = true;
+    } else if (verb == "fail") {
+        int n = 0;
+        int32_t code = 0;
+        if (!(in >> a >> b) || !parse_number(a, n) || !parse_number(b, code) || n < 0)
+            return "error usage: fail N CODE [message]";
+        std::string message;
+        std::getline(in >> std::ws, message);
+        if (message.empty()) message = "injected by mongo-standin";
+        svc_.faults.fail_next(n, code, std::move(message));
+    } else if (verb != "state") {
+        return "error unknown control '" + verb + "' (latency, refuse, drop, fail, state)";
+    }
+    auto st = svc_.faults.state();
+    std::ostringstream out;
+    out << "ok latency=" << st.latency_ms << " refuse=" << (st.refusing ? "on" : "off")
+        << " fail=" << st.fail_remaining << " code=" << st.fail_code
+        << " connections=" << connections_.size();
+    return out.str();
+}
+
+asio::awaitable<void> server::control_loop(int fd, std::function<void()> stop) {
+    asio::posix::stream_descriptor input(co_await asio::this_coro::executor, fd);
+    asio::streambuf buffer(4096);  // a longer line is an error, and ends the loop
+    for (;;) {
+        auto [ec, n] = co_await asio::async_read_until(input, buffer, '\n', use_tuple);
+        if (ec) break;
+        std::string line(asio::buffers_begin(buffer.data()),
+                         asio::buffers_begin(buffer.data()) + std::ptrdiff_t(n) - 1);
+        buffer.consume(n);
+        if (line.empty()) continue;
+        bool drop = false;
+        std::string answer = apply_control(line, drop);
+        if (drop) {
+            co_await drop_all_and_wait();
+            answer = apply_control("state", drop);
+        }
+        std::cout << answer << std::endl;
+    }
+    input.release();  // stdin stays open: it is not ours to close
+    std::cerr << "mongo-standin: end of control input, stopping\n";
+    stop();
+}
+
+}  // namespace standin
