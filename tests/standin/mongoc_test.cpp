@@ -1,0 +1,385 @@
+// The stand-in through libmongoc, as the server uses it (a mongoc_client_pool_t): find_one,
+// insert, a cursor served by getMore, killCursors, errors, and the injected faults.
+#include <bson/bson.h>
+#include <mongoc/mongoc.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "standin.hpp"
+
+using namespace std::chrono_literals;
+using test_support::standin;
+
+namespace {
+
+struct mongoc_runtime {
+    mongoc_runtime() { mongoc_init(); }
+    ~mongoc_runtime() { mongoc_cleanup(); }
+};
+const mongoc_runtime runtime;
+
+// An owned bson_t* (std::unique_ptr<bson_t> trips -Wignored-attributes: bson_t is aligned).
+class bson_ptr {
+  public:
+    bson_ptr() = default;
+    explicit bson_ptr(bson_t* b) : b_(b) {}
+    bson_ptr(bson_ptr&& o) noexcept : b_(std::exchange(o.b_, nullptr)) {}
+    bson_ptr& operator=(bson_ptr&& o) noexcept {
+        std::swap(b_, o.b_);
+        return *this;
+    }
+    ~bson_ptr() { reset(); }
+    void reset(bson_t* b = nullptr) {
+        if (b_) bson_destroy(b_);
+        b_ = b;
+    }
+    bson_t* get() const { return b_; }
+    bson_t* operator->() const { return b_; }
+    explicit operator bool() const { return b_ != nullptr; }
+
+  private:
+    bson_t* b_ = nullptr;
+};
+bson_ptr json(const std::string& text) {
+    bson_error_t error;
+    bson_ptr b(bson_new_from_json(reinterpret_cast<const uint8_t*>(text.data()),
+                                  static_cast<ssize_t>(text.size()), &error));
+    INFO(error.message);
+    REQUIRE(b);
+    return b;
+}
+
+// Counts the commands libmongoc starts, by name (APM), to see getMore and killCursors.
+struct command_counter {
+    std::atomic<int> get_more{0}, kill_cursors{0}, find{0};
+    static void started(const mongoc_apm_command_started_t* event) {
+        auto* self = static_cast<command_counter*>(mongoc_apm_command_started_get_context(event));
+        std::string name = mongoc_apm_command_started_get_command_name(event);
+        if (name == "getMore") ++self->get_more;
+        if (name == "killCursors") ++self->kill_cursors;
+        if (name == "find") ++self->find;
+    }
+};
+
+// A pool as the server holds one, with short timeouts so that faults fail fast.
+class pool {
+  public:
+    explicit pool(const std::string& uri, command_counter* counter = nullptr) {
+        std::string full = uri + "/?serverSelectionTimeoutMS=2000&socketTimeoutMS=3000";
+        mongoc_uri_t* u = mongoc_uri_new(full.c_str());
+        REQUIRE(u);
+        pool_ = mongoc_client_pool_new(u);
+        mongoc_uri_destroy(u);
+        mongoc_client_pool_set_error_api(pool_, MONGOC_ERROR_API_VERSION_2);
+        if (counter) {
+            mongoc_apm_callbacks_t* cb = mongoc_apm_callbacks_new();
+            mongoc_apm_set_command_started_cb(cb, command_counter::started);
+            mongoc_client_pool_set_apm_callbacks(pool_, cb, counter);
+            mongoc_apm_callbacks_destroy(cb);
+        }
+    }
+    ~pool() { mongoc_client_pool_destroy(pool_); }
+    mongoc_client_pool_t* get() { return pool_; }
+
+  private:
+    mongoc_client_pool_t* pool_;
+};
+
+// A client popped from a pool for one scope.
+class client {
+  public:
+    explicit client(pool& p) : pool_(p.get()), client_(mongoc_client_pool_pop(p.get())) {}
+    ~client() { mongoc_client_pool_push(pool_, client_); }
+    mongoc_client_t* get() { return client_; }
+
+  private:
+    mongoc_client_pool_t* pool_;
+    mongoc_client_t* client_;
+};
+
+struct collection {
+    mongoc_collection_t* c;
+    collection(client& cl, const char* db, const char* name)
+        : c(mongoc_client_get_collection(cl.get(), db, name)) {}
+    ~collection() { mongoc_collection_destroy(c); }
+};
+
+// find_one: the first document matching `filter`, or nullptr; error filled on failure.
+bson_ptr find_one(client& cl, const char* db, const char* coll, const bson_t* filter,
+                  bson_error_t* error) {
+    collection c(cl, db, coll);
+    auto opts = json(R"({"limit": 1})");
+    mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(c.c, filter, opts.get(), nullptr);
+    const bson_t* doc = nullptr;
+    bson_ptr out;
+    if (mongoc_cursor_next(cursor, &doc)) out.reset(bson_copy(doc));
+    if (mongoc_cursor_error(cursor, error)) out.reset();
+    mongoc_cursor_destroy(cursor);
+    return out;
+}
+
+bool ping(client& cl, bson_error_t* error) {
+    auto cmd = json(R"({"ping": 1})");
+    return mongoc_client_command_simple(cl.get(), "admin", cmd.get(), nullptr, nullptr, error);
+}
+
+std::string field_utf8(const bson_t* doc, const char* key) {
+    bson_iter_t it;
+    REQUIRE(bson_iter_init_find(&it, doc, key));
+    REQUIRE(BSON_ITER_HOLDS_UTF8(&it));
+    return bson_iter_utf8(&it, nullptr);
+}
+
+}  // namespace
+
+TEST_CASE("libmongoc: find_one returns the seeded document", "[mongo][mongoc]") {
+    standin s(standin::benchmark_seed_args());
+    pool p(s.uri());
+    client cl(p);
+    bson_error_t error;
+    auto doc = find_one(cl, "articles", "articles", json("{}").get(), &error);
+    INFO(error.message);
+    REQUIRE(doc);
+    REQUIRE(field_utf8(doc.get(), "canonicalUrl") == "http://foo.com");
+    bson_iter_t it;
+    REQUIRE(bson_iter_init_find(&it, doc.get(), "_id"));
+    char oid[25];
+    bson_oid_to_string(bson_iter_oid(&it), oid);
+    REQUIRE(std::string(oid) == "537416b501d53a77bb94135c");
+
+    // By _id, and a miss.
+    auto by_id = find_one(cl, "articles", "big",
+                          json(R"({"_id": {"$oid": "5377cba55f41d42bc973d506"}})").get(), &error);
+    REQUIRE(by_id);
+    REQUIRE(by_id->len > 5000);
+    auto miss = find_one(cl, "articles", "big",
+                         json(R"({"_id": {"$oid": "000000000000000000000000"}})").get(), &error);
+    REQUIRE_FALSE(miss);
+    REQUIRE(error.code == 0);
+}
+
+TEST_CASE("libmongoc: insert, then find by field and count", "[mongo][mongoc]") {
+    standin s;
+    pool p(s.uri());
+    client cl(p);
+    collection c(cl, "shop", "items");
+    bson_error_t error;
+    bson_t reply;
+    REQUIRE(mongoc_collection_insert_one(c.c, json(R"({"name": "pen", "qty": 3})").get(), nullptr,
+                                         &reply, &error));
+    bson_iter_t it;
+    REQUIRE(bson_iter_init_find(&it, &reply, "insertedCount"));
+    REQUIRE(bson_iter_as_int64(&it) == 1);  // int64 wire fields would silently make this 0
+    bson_destroy(&reply);
+    REQUIRE(mongoc_collection_insert_one(c.c, json(R"({"name": "ink", "qty": 3})").get(), nullptr,
+                                         nullptr, &error));
+
+    auto pen = find_one(cl, "shop", "items", json(R"({"name": "pen"})").get(), &error);
+    REQUIRE(pen);
+    REQUIRE(field_utf8(pen.get(), "name") == "pen");
+    REQUIRE(bson_iter_init_find(&it, pen.get(), "_id"));
+    REQUIRE(BSON_ITER_HOLDS_OID(&it));  // added by the driver
+    // 3.0 equals int32 3, as in MongoDB.
+    auto count_cmd = json(R"({"count": "items", "query": {"qty": 3.0}})");
+    REQUIRE(
+        mongoc_client_command_simple(cl.get(), "shop", count_cmd.get(), nullptr, &reply, &error));
+    REQUIRE(bson_iter_init_find(&it, &reply, "n"));
+    REQUIRE(bson_iter_as_int64(&it) == 2);
+    bson_destroy(&reply);
+
+    // Duplicate _id: a write error, as MongoDB reports it.
+    auto dup = json(R"({"_id": 1})");
+    REQUIRE(mongoc_collection_insert_one(c.c, dup.get(), nullptr, nullptr, &error));
+    REQUIRE_FALSE(mongoc_collection_insert_one(c.c, dup.get(), nullptr, nullptr, &error));
+    REQUIRE(error.code == 11000);
+}
+
+TEST_CASE("libmongoc: a 250-document cursor with batchSize 100 uses getMore", "[mongo][mongoc]") {
+    standin s;
+    command_counter counter;
+    pool p(s.uri(), &counter);
+    client cl(p);
+    collection c(cl, "t", "many");
+    std::vector<bson_ptr> docs;
+    const bson_t* ptrs[250];
+    for (int i = 0; i < 250; ++i) {
+        docs.push_back(json("{\"i\": " + std::to_string(i) + "}"));
+        ptrs[i] = docs.back().get();
+    }
+    bson_error_t error;
+    REQUIRE(mongoc_collection_insert_many(c.c, ptrs, 250, nullptr, nullptr, &error));
+
+    auto opts = json(R"({"batchSize": 100})");
+    mongoc_cursor_t* cursor =
+        mongoc_collection_find_with_opts(c.c, json("{}").get(), opts.get(), nullptr);
+    const bson_t* doc = nullptr;
+    int n = 0;
+    bool in_order = true;
+    while (mongoc_cursor_next(cursor, &doc)) {
+        bson_iter_t it;
+        in_order = in_order && bson_iter_init_find(&it, doc, "i") && bson_iter_int32(&it) == n;
+        ++n;
+    }
+    REQUIRE_FALSE(mongoc_cursor_error(cursor, &error));
+    mongoc_cursor_destroy(cursor);
+    REQUIRE(n == 250);
+    REQUIRE(in_order);
+    REQUIRE(counter.get_more == 2);      // 100 + 100 + 50
+    REQUIRE(counter.kill_cursors == 0);  // exhausted: nothing to kill
+
+    // limit, skip and a negative limit (single batch).
+    auto limited = json(R"({"batchSize": 100, "skip": 10, "limit": 120})");
+    cursor = mongoc_collection_find_with_opts(c.c, json("{}").get(), limited.get(), nullptr);
+    n = 0;
+    bson_iter_t it;
+    while (mongoc_cursor_next(cursor, &doc)) {
+        if (n == 0) REQUIRE((bson_iter_init_find(&it, doc, "i") && bson_iter_int32(&it) == 10));
+        ++n;
+    }
+    mongoc_cursor_destroy(cursor);
+    REQUIRE(n == 120);
+    REQUIRE(counter.get_more == 3);
+
+    auto single = json(R"({"limit": -5})");
+    cursor = mongoc_collection_find_with_opts(c.c, json("{}").get(), single.get(), nullptr);
+    n = 0;
+    while (mongoc_cursor_next(cursor, &doc)) ++n;
+    mongoc_cursor_destroy(cursor);
+    REQUIRE(n == 5);
+    REQUIRE(counter.get_more == 3);
+}
+
+TEST_CASE("libmongoc: destroying an open cursor sends killCursors", "[mongo][mongoc]") {
+    standin s;
+    command_counter counter;
+    pool p(s.uri(), &counter);
+    client cl(p);
+    collection c(cl, "t", "k");
+    std::vector<bson_ptr> docs;
+    const bson_t* ptrs[30];
+    for (int i = 0; i < 30; ++i) {
+        docs.push_back(json("{\"i\": " + std::to_string(i) + "}"));
+        ptrs[i] = docs.back().get();
+    }
+    bson_error_t error;
+    REQUIRE(mongoc_collection_insert_many(c.c, ptrs, 30, nullptr, nullptr, &error));
+    auto opts = json(R"({"batchSize": 10})");
+    mongoc_cursor_t* cursor =
+        mongoc_collection_find_with_opts(c.c, json("{}").get(), opts.get(), nullptr);
+    const bson_t* doc = nullptr;
+    REQUIRE(mongoc_cursor_next(cursor, &doc));
+    const int64_t id = mongoc_cursor_get_id(cursor);
+    REQUIRE(id != 0);
+    mongoc_cursor_destroy(cursor);
+    REQUIRE(counter.kill_cursors == 1);
+
+    // The cursor is gone on the stand-in's side too.
+    auto get_more = json("{\"getMore\": {\"$numberLong\": \"" + std::to_string(id) +
+                         "\"}, \"collection\": \"k\"}");
+    REQUIRE_FALSE(
+        mongoc_client_command_simple(cl.get(), "t", get_more.get(), nullptr, nullptr, &error));
+    REQUIRE(error.code == 43);
+}
+
+TEST_CASE("libmongoc: unknown command fails with CommandNotFound", "[mongo][mongoc]") {
+    standin s;
+    pool p(s.uri());
+    client cl(p);
+    bson_error_t error;
+    auto cmd = json(R"({"noSuchCommand": 1})");
+    REQUIRE_FALSE(
+        mongoc_client_command_simple(cl.get(), "admin", cmd.get(), nullptr, nullptr, &error));
+    REQUIRE(error.domain == MONGOC_ERROR_SERVER);
+    REQUIRE(error.code == 59);
+}
+
+TEST_CASE("libmongoc: injected errors and latency", "[mongo][mongoc][faults]") {
+    standin s({"--threads", "1"});  // one thread: latency must still not serialise clients
+    pool p(s.uri());
+    bson_error_t error;
+    {
+        client cl(p);
+        REQUIRE(ping(cl, &error));
+        s.fail_next(1, 11600, "interrupted at shutdown");
+        REQUIRE_FALSE(ping(cl, &error));
+        REQUIRE(error.code == 11600);
+        REQUIRE(std::string(error.message).find("interrupted at shutdown") != std::string::npos);
+        REQUIRE(ping(cl, &error));
+    }
+
+    s.set_latency_ms(400);
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<std::future<bool>> pings;
+    for (int i = 0; i < 4; ++i)
+        pings.push_back(std::async(std::launch::async, [&p] {
+            client cl(p);
+            bson_error_t e;
+            return ping(cl, &e);
+        }));
+    for (auto& f : pings) REQUIRE(f.get());
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    REQUIRE(elapsed >= 400ms);
+    REQUIRE(elapsed < 1500ms);  // 4 x 400 ms if the delays were serialised
+    s.set_latency_ms(0);
+}
+
+TEST_CASE("libmongoc: stand-in stopped, then restarted on the same port",
+          "[mongo][mongoc][faults]") {
+    standin s;
+    pool p(s.uri());
+    bson_error_t error;
+    {
+        client cl(p);
+        REQUIRE(ping(cl, &error));
+    }
+    s.stop();
+    {
+        client cl(p);
+        const auto start = std::chrono::steady_clock::now();
+        REQUIRE_FALSE(ping(cl, &error));
+        REQUIRE(std::chrono::steady_clock::now() - start < 5s);
+    }
+    s.start();
+    // The pool's monitor rediscovers the server; give it a bounded number of tries.
+    bool back = false;
+    for (int i = 0; i < 50 && !back; ++i) {
+        client cl(p);
+        back = ping(cl, &error);
+        if (!back) std::this_thread::sleep_for(100ms);
+    }
+    REQUIRE(back);
+}
+
+TEST_CASE("libmongoc: refused and dropped connections", "[mongo][mongoc][faults]") {
+    standin s;
+    bson_error_t error;
+    s.refuse_connections(true);
+    {
+        pool p(s.uri());
+        client cl(p);
+        REQUIRE_FALSE(ping(cl, &error));
+    }
+    s.refuse_connections(false);
+    pool p(s.uri());
+    {
+        client cl(p);
+        REQUIRE(ping(cl, &error));
+        s.drop_connections();
+        // The pooled connection was closed under the client: the next command may fail
+        // once; the client then reconnects.
+        bool recovered = false;
+        for (int i = 0; i < 50 && !recovered; ++i) {
+            recovered = ping(cl, &error);
+            if (!recovered) std::this_thread::sleep_for(100ms);
+        }
+        REQUIRE(recovered);
+    }
+}

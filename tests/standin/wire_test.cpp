@@ -1,0 +1,358 @@
+// The stand-in at the byte level: the handshake's exact BSON types, OP_MSG sections, and
+// malformed messages (each must close only its own connection; the process keeps serving).
+#include <arpa/inet.h>
+#include <bson/bson.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "standin.hpp"
+
+using test_support::standin;
+
+namespace {
+
+constexpr int32_t op_reply = 1, op_query = 2004, op_compressed = 2012, op_msg = 2013;
+
+void put_i32(std::vector<uint8_t>& out, int32_t v) {
+    auto u = static_cast<uint32_t>(v);
+    for (int i = 0; i < 4; ++i) out.push_back(uint8_t(u >> (8 * i)));
+}
+int32_t get_i32(const uint8_t* p) {
+    return static_cast<int32_t>(uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 |
+                                uint32_t(p[3]) << 24);
+}
+void put_bytes(std::vector<uint8_t>& out, const void* p, std::size_t n) {
+    auto* b = static_cast<const uint8_t*>(p);
+    out.insert(out.end(), b, b + n);
+}
+void put_doc(std::vector<uint8_t>& out, const bson_t* doc) {
+    put_bytes(out, bson_get_data(doc), doc->len);
+}
+
+// header + payload; the length field is the real one unless `length` overrides it.
+std::vector<uint8_t> message(int32_t op, int32_t request_id, const std::vector<uint8_t>& payload,
+                             std::optional<int32_t> length = {}) {
+    std::vector<uint8_t> out;
+    put_i32(out, length.value_or(static_cast<int32_t>(16 + payload.size())));
+    put_i32(out, request_id);
+    put_i32(out, 0);
+    put_i32(out, op);
+    out.insert(out.end(), payload.begin(), payload.end());
+    return out;
+}
+
+std::vector<uint8_t> op_msg_payload(const bson_t* body, uint32_t flags = 0) {
+    std::vector<uint8_t> p;
+    put_i32(p, static_cast<int32_t>(flags));
+    p.push_back(0);
+    put_doc(p, body);
+    return p;
+}
+
+std::vector<uint8_t> op_query_payload(const char* ns, const bson_t* query) {
+    std::vector<uint8_t> p;
+    put_i32(p, 0);
+    put_bytes(p, ns, std::strlen(ns) + 1);
+    put_i32(p, 0);
+    put_i32(p, -1);
+    put_doc(p, query);
+    return p;
+}
+
+struct bson_owner {
+    bson_t* doc;
+    explicit bson_owner(bson_t* d) : doc(d) { REQUIRE(doc); }
+    ~bson_owner() { bson_destroy(doc); }
+    const bson_t* get() const { return doc; }
+};
+bson_owner json(const char* text) {
+    return bson_owner(bson_new_from_json(reinterpret_cast<const uint8_t*>(text), -1, nullptr));
+}
+
+// A blocking TCP client with a 5 s receive timeout.
+class raw_connection {
+  public:
+    explicit raw_connection(unsigned short port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons(port);
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        timeval tv{5, 0};
+        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
+    ~raw_connection() { ::close(fd_); }
+
+    void send(const std::vector<uint8_t>& bytes) {
+        REQUIRE(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+                static_cast<ssize_t>(bytes.size()));
+    }
+    // One whole reply message, or nullopt when the server closed the connection.
+    std::optional<std::vector<uint8_t>> receive() {
+        std::vector<uint8_t> msg(16);
+        if (!read_exactly(msg.data(), 16)) return std::nullopt;
+        const int32_t len = get_i32(msg.data());
+        REQUIRE(len >= 16);
+        msg.resize(std::size_t(len));
+        if (!read_exactly(msg.data() + 16, msg.size() - 16)) return std::nullopt;
+        return msg;
+    }
+    // True when the server closes the connection (EOF or reset) before the timeout.
+    bool closed_by_server() {
+        uint8_t b;
+        ssize_t n = ::recv(fd_, &b, 1, 0);
+        return n == 0 || (n < 0 && errno == ECONNRESET);
+    }
+
+  private:
+    bool read_exactly(uint8_t* p, std::size_t n) {
+        while (n > 0) {
+            ssize_t r = ::recv(fd_, p, n, 0);
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) REQUIRE(errno == ECONNRESET);  // a timeout fails the test
+            if (r <= 0) return false;
+            p += r;
+            n -= std::size_t(r);
+        }
+        return true;
+    }
+    int fd_;
+};
+
+// The body of an OP_MSG reply (flagBits 0, one kind-0 section), as a copy.
+bson_owner op_msg_body(const std::vector<uint8_t>& msg) {
+    REQUIRE(get_i32(msg.data() + 12) == op_msg);
+    REQUIRE(get_i32(msg.data() + 16) == 0);
+    REQUIRE(msg[20] == 0);
+    bson_t view;
+    REQUIRE(bson_init_static(&view, msg.data() + 21, msg.size() - 21));
+    return bson_owner(bson_copy(&view));
+}
+
+bson_owner command(raw_connection& c, const bson_t* body, int32_t request_id = 7) {
+    c.send(message(op_msg, request_id, op_msg_payload(body)));
+    auto reply = c.receive();
+    REQUIRE(reply);
+    REQUIRE(get_i32(reply->data() + 8) == request_id);
+    return op_msg_body(*reply);
+}
+
+bson_type_t type_of(const bson_t* doc, const char* key) {
+    bson_iter_t it;
+    return bson_iter_init_find(&it, doc, key) ? bson_iter_type(&it) : BSON_TYPE_EOD;
+}
+double ok_of(const bson_t* doc) {
+    bson_iter_t it;
+    REQUIRE(bson_iter_init_find(&it, doc, "ok"));
+    REQUIRE(BSON_ITER_HOLDS_DOUBLE(&it));
+    return bson_iter_double(&it);
+}
+
+void require_serving(const standin& s) {
+    raw_connection c(s.port());
+    auto reply = command(c, json(R"({"ping": 1, "$db": "admin"})").get());
+    REQUIRE(ok_of(reply.get()) == 1.0);
+}
+
+}  // namespace
+
+TEST_CASE("OP_QUERY handshake is answered with OP_REPLY and the exact types", "[mongo][wire]") {
+    standin s;
+    for (const char* name : {"isMaster", "ismaster", "hello"}) {
+        CAPTURE(name);
+        raw_connection c(s.port());
+        bson_t q;
+        bson_init(&q);
+        BSON_APPEND_INT32(&q, name, 1);
+        c.send(message(op_query, 0, op_query_payload("admin.$cmd", &q)));  // libmongoc: id 0
+        bson_destroy(&q);
+        auto reply = c.receive();
+        REQUIRE(reply);
+        REQUIRE(get_i32(reply->data() + 8) == 0);  // responseTo
+        REQUIRE(get_i32(reply->data() + 12) == op_reply);
+        REQUIRE(get_i32(reply->data() + 16) == 0);  // responseFlags
+        REQUIRE(get_i32(reply->data() + 32) == 1);  // numberReturned
+        bson_t doc;
+        REQUIRE(bson_init_static(&doc, reply->data() + 36, reply->size() - 36));
+        const bool is_hello = std::string(name) == "hello";
+        CHECK(type_of(&doc, "isWritablePrimary") == (is_hello ? BSON_TYPE_BOOL : BSON_TYPE_EOD));
+        CHECK(type_of(&doc, "ismaster") == (is_hello ? BSON_TYPE_EOD : BSON_TYPE_BOOL));
+        CHECK(type_of(&doc, "helloOk") == BSON_TYPE_BOOL);
+        for (const char* key :
+             {"maxBsonObjectSize", "maxMessageSizeBytes", "maxWriteBatchSize",
+              "logicalSessionTimeoutMinutes", "connectionId", "minWireVersion", "maxWireVersion"})
+            CHECK(type_of(&doc, key) == BSON_TYPE_INT32);
+        CHECK(type_of(&doc, "localTime") == BSON_TYPE_DATE_TIME);
+        CHECK(type_of(&doc, "readOnly") == BSON_TYPE_BOOL);
+        CHECK(type_of(&doc, "ok") == BSON_TYPE_DOUBLE);
+        for (const char* absent : {"topologyVersion", "compression", "setName", "hosts",
+                                   "$clusterTime", "operationTime"})
+            CHECK(type_of(&doc, absent) == BSON_TYPE_EOD);
+    }
+}
+
+TEST_CASE("OP_MSG: kind-1 documents are merged, moreToCome gets no reply", "[mongo][wire]") {
+    standin s;
+    raw_connection c(s.port());
+    auto body = json(R"({"insert": "t", "$db": "w"})");
+    auto d1 = json(R"({"_id": 1, "x": "a"})");
+    auto d2 = json(R"({"_id": 2, "x": "b"})");
+    std::vector<uint8_t> p;
+    put_i32(p, 0);
+    p.push_back(0);
+    put_doc(p, body.get());
+    std::vector<uint8_t> seq;
+    put_bytes(seq, "documents", 10);
+    put_doc(seq, d1.get());
+    put_doc(seq, d2.get());
+    p.push_back(1);
+    put_i32(p, static_cast<int32_t>(4 + seq.size()));
+    p.insert(p.end(), seq.begin(), seq.end());
+    c.send(message(op_msg, 11, p));
+    auto reply = c.receive();
+    REQUIRE(reply);
+    auto r = op_msg_body(*reply);
+    bson_iter_t it;
+    REQUIRE(bson_iter_init_find(&it, r.get(), "n"));
+    REQUIRE(BSON_ITER_HOLDS_INT32(&it));
+    REQUIRE(bson_iter_int32(&it) == 2);
+
+    // moreToCome (flag bit 1): executed, not answered; the next reply is the ping's.
+    auto del = json(R"({"delete": "t", "deletes": [{"q": {"_id": 1}, "limit": 1}], "$db": "w"})");
+    c.send(message(op_msg, 12, op_msg_payload(del.get(), 2)));
+    auto count = command(c, json(R"({"count": "t", "$db": "w"})").get(), 13);
+    REQUIRE(bson_iter_init_find(&it, count.get(), "n"));
+    REQUIRE(bson_iter_int32(&it) == 1);
+}
+
+TEST_CASE("unknown command: ok 0.0, code int32 59, CommandNotFound", "[mongo][wire]") {
+    standin s;
+    raw_connection c(s.port());
+    auto r = command(c, json(R"({"frobnicate": 1, "$db": "admin"})").get());
+    REQUIRE(ok_of(r.get()) == 0.0);
+    bson_iter_t it;
+    REQUIRE(bson_iter_init_find(&it, r.get(), "code"));
+    REQUIRE(BSON_ITER_HOLDS_INT32(&it));
+    REQUIRE(bson_iter_int32(&it) == 59);
+    REQUIRE(bson_iter_init_find(&it, r.get(), "codeName"));
+    REQUIRE(std::string(bson_iter_utf8(&it, nullptr)) == "CommandNotFound");
+}
+
+TEST_CASE("malformed messages close their connection only", "[mongo][wire]") {
+    standin s;
+    raw_connection bystander(s.port());  // stays open and keeps working throughout
+    auto ping = json(R"({"ping": 1, "$db": "admin"})");
+    const auto good = op_msg_payload(ping.get());
+
+    std::vector<uint8_t> truncated_bson = good;  // the body claims 200 bytes
+    truncated_bson[5] = 200;
+    std::vector<uint8_t> corrupt_bson = good;  // an element of type 0x7f does not exist
+    corrupt_bson[9] = 0x7f;
+    std::vector<uint8_t> bad_kind = good;
+    bad_kind[4] = 5;
+    auto find = json(R"({"find": "t"})");
+
+    struct bad {
+        const char* what;
+        std::vector<uint8_t> bytes;
+    };
+    std::vector<bad> cases = {
+        {"length below the header", message(op_msg, 1, {}, 8)},
+        {"negative length", message(op_msg, 1, {}, -5)},
+        {"oversized (50 MB)", message(op_msg, 1, good, 50'000'000)},
+        {"truncated BSON", message(op_msg, 1, truncated_bson)},
+        {"corrupt BSON element", message(op_msg, 1, corrupt_bson)},
+        {"unknown section kind", message(op_msg, 1, bad_kind)},
+        {"unknown required flag bit", message(op_msg, 1, op_msg_payload(ping.get(), 1u << 4))},
+        {"no section", message(op_msg, 1, {0, 0, 0, 0})},
+        {"unknown opcode", message(9999, 1, good)},
+        {"OP_COMPRESSED", message(op_compressed, 1, good)},
+        {"OP_QUERY that is not a handshake",
+         message(op_query, 1, op_query_payload("test.$cmd", find.get()))},
+        {"OP_QUERY on a collection", message(op_query, 1, op_query_payload("test.t", ping.get()))},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.what);
+        raw_connection conn(s.port());
+        conn.send(c.bytes);
+        CHECK(conn.closed_by_server());
+        require_serving(s);
+    }
+    // A message cut short by the client: the server waits, then sees the close.
+    {
+        raw_connection conn(s.port());
+        auto full = message(op_msg, 1, good);
+        conn.send(std::vector<uint8_t>(full.begin(), full.begin() + 20));
+    }
+    auto r = command(bystander, ping.get(), 99);
+    REQUIRE(ok_of(r.get()) == 1.0);
+    REQUIRE(s.running());
+}
+
+TEST_CASE("standinFault over the wire: failNext, then healed", "[mongo][wire]") {
+    standin s;
+    raw_connection c(s.port());
+    auto set = command(c, json(R"({"standinFault": 1, "failNext": 2, "failCode": 11600,
+                                   "failMessage": "shutting down", "$db": "admin"})")
+                              .get());
+    REQUIRE(ok_of(set.get()) == 1.0);
+    auto ping = json(R"({"ping": 1, "$db": "admin"})");
+    for (int i = 0; i < 2; ++i) {
+        auto r = command(c, ping.get());
+        REQUIRE(ok_of(r.get()) == 0.0);
+        bson_iter_t it;
+        REQUIRE(bson_iter_init_find(&it, r.get(), "code"));
+        REQUIRE(bson_iter_int32(&it) == 11600);
+        REQUIRE(bson_iter_init_find(&it, r.get(), "errmsg"));
+        REQUIRE(std::string(bson_iter_utf8(&it, nullptr)) == "shutting down");
+    }
+    REQUIRE(ok_of(command(c, ping.get()).get()) == 1.0);
+    // The handshake is never failed: drivers must stay able to connect.
+    s.fail_next(1, 6);
+    REQUIRE(ok_of(command(c, json(R"({"hello": 1, "$db": "admin"})").get()).get()) == 1.0);
+    REQUIRE(ok_of(command(c, ping.get()).get()) == 0.0);
+}
+
+TEST_CASE("dropConnections closes every open connection", "[mongo][wire]") {
+    standin s;
+    raw_connection a(s.port()), b(s.port());
+    auto ping = json(R"({"ping": 1, "$db": "admin"})");
+    REQUIRE(ok_of(command(a, ping.get()).get()) == 1.0);
+    REQUIRE(ok_of(command(b, ping.get()).get()) == 1.0);
+    // The asking connection gets its answer first, then is closed with the others.
+    auto r =
+        command(a, json(R"({"standinFault": 1, "dropConnections": true, "$db": "admin"})").get());
+    REQUIRE(ok_of(r.get()) == 1.0);
+    REQUIRE(a.closed_by_server());
+    REQUIRE(b.closed_by_server());
+    require_serving(s);
+
+    raw_connection c(s.port());
+    REQUIRE(ok_of(command(c, ping.get()).get()) == 1.0);
+    s.drop_connections();  // through stdin: returns once the closes have run
+    REQUIRE(c.closed_by_server());
+}
+
+TEST_CASE("refused connections are closed at once; open ones keep working", "[mongo][wire]") {
+    standin s;
+    raw_connection open(s.port());
+    auto ping = json(R"({"ping": 1, "$db": "admin"})");
+    REQUIRE(ok_of(command(open, ping.get()).get()) == 1.0);
+    s.refuse_connections(true);
+    {
+        raw_connection refused(s.port());  // the kernel accepts; the stand-in closes
+        refused.send(message(op_msg, 1, op_msg_payload(ping.get())));
+        REQUIRE(refused.closed_by_server());
+    }
+    REQUIRE(ok_of(command(open, ping.get()).get()) == 1.0);
+    s.refuse_connections(false);
+    require_serving(s);
+}
