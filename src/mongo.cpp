@@ -1,0 +1,149 @@
+// libmongoc behind a small C++ surface: the client pool, bson_t ownership, deadlines on every
+// call, and the translation of driver errors into db_unavailable / db_timeout / db_error.
+#include "mongo.hpp"
+
+#include <mongoc/mongoc.h>
+
+#include <mutex>
+
+#include "bson_json.hpp"
+
+namespace coroserve {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+// Owns a bson_t that lives on the stack (bson_init) or the heap (bson_new).
+struct bson_doc {
+    bson_t value = BSON_INITIALIZER;
+    bson_doc() = default;
+    bson_doc(const bson_doc&) = delete;
+    ~bson_doc() { bson_destroy(&value); }
+    bson_t* get() { return &value; }
+};
+
+// A libmongoc object destroyed by its own function.
+template <class T, void (*destroy)(T*)>
+struct deleter {
+    void operator()(T* p) const { destroy(p); }
+};
+template <class T, void (*destroy)(T*)>
+using owned = std::unique_ptr<T, deleter<T, destroy>>;
+
+// A client borrowed from the pool for the length of one call.
+class client_lease {
+  public:
+    explicit client_lease(mongoc_client_pool_t* pool)
+        : pool_(pool), client_(mongoc_client_pool_pop(pool)) {}
+    ~client_lease() { mongoc_client_pool_push(pool_, client_); }
+    client_lease(const client_lease&) = delete;
+    mongoc_client_t* get() const { return client_; }
+
+  private:
+    mongoc_client_pool_t* pool_;
+    mongoc_client_t* client_;
+};
+
+void init_driver_once() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        mongoc_init();
+        std::atexit(mongoc_cleanup);
+    });
+}
+
+void set_default(mongoc_uri_t* uri, const char* option, std::int32_t value) {
+    if (!mongoc_uri_has_option(uri, option)) mongoc_uri_set_option_as_int32(uri, option, value);
+}
+
+[[noreturn]] void throw_for(const bson_error_t& error, clock::duration elapsed,
+                            std::chrono::milliseconds deadline) {
+    constexpr std::uint32_t max_time_ms_expired = 50;
+    std::string what = error.message;
+    if (error.code == max_time_ms_expired ||
+        (error.domain == MONGOC_ERROR_STREAM && elapsed >= deadline))
+        throw db_timeout{what};
+    if (error.domain == MONGOC_ERROR_SERVER_SELECTION || error.domain == MONGOC_ERROR_STREAM ||
+        error.domain == MONGOC_ERROR_CLIENT)
+        throw db_unavailable{what};
+    throw db_error{what};
+}
+
+}  // namespace
+
+database::database(const db_options& options)
+    : database_(options.database), query_timeout_(options.query_timeout) {
+    init_driver_once();
+    bson_error_t error;
+    mongoc_uri_t* uri = mongoc_uri_new_with_error(options.uri.c_str(), &error);
+    if (!uri) throw std::invalid_argument{std::string{"invalid MongoDB URI: "} + error.message};
+    // Deadlines so that no worker ever blocks for long: the URI may still override them.
+    auto timeout = static_cast<std::int32_t>(options.query_timeout.count());
+    set_default(uri, MONGOC_URI_SOCKETTIMEOUTMS, timeout);
+    set_default(uri, MONGOC_URI_CONNECTTIMEOUTMS, std::min<std::int32_t>(timeout, 2000));
+    set_default(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
+                static_cast<std::int32_t>(options.server_selection.count()));
+    set_default(uri, MONGOC_URI_HEARTBEATFREQUENCYMS, 2000);
+    set_default(uri, MONGOC_URI_MAXPOOLSIZE, static_cast<std::int32_t>(options.max_clients));
+    if (!mongoc_uri_get_appname(uri)) mongoc_uri_set_appname(uri, "coroserve");
+    pool_ = mongoc_client_pool_new(uri);
+    mongoc_uri_destroy(uri);
+    if (!pool_) throw std::invalid_argument{"invalid MongoDB URI options"};
+    mongoc_client_pool_set_error_api(pool_, MONGOC_ERROR_API_VERSION_2);
+}
+
+database::~database() {
+    mongoc_client_pool_destroy(pool_);
+}
+
+std::optional<std::string> database::find_one(std::string_view collection,
+                                              const std::optional<document_id>& id) const {
+    const auto start = clock::now();
+    client_lease client{pool_};
+    std::string name{collection};
+    owned<mongoc_collection_t, mongoc_collection_destroy> coll{
+        mongoc_client_get_collection(client.get(), database_.c_str(), name.c_str())};
+
+    bson_doc filter;
+    if (id) {
+        bson_oid_t oid;
+        if (id->object_id) {
+            bson_oid_init_from_string(&oid, id->value.c_str());
+            BSON_APPEND_OID(filter.get(), "_id", &oid);
+        } else {
+            bson_append_utf8(filter.get(), "_id", 3, id->value.data(),
+                             static_cast<int>(id->value.size()));
+        }
+    }
+    bson_doc opts;
+    BSON_APPEND_INT64(opts.get(), "limit", 1);
+    BSON_APPEND_BOOL(opts.get(), "singleBatch", true);
+    BSON_APPEND_INT64(opts.get(), "maxTimeMS", query_timeout_.count());
+
+    owned<mongoc_cursor_t, mongoc_cursor_destroy> cursor{
+        mongoc_collection_find_with_opts(coll.get(), filter.get(), opts.get(), nullptr)};
+    const bson_t* doc = nullptr;
+    if (mongoc_cursor_next(cursor.get(), &doc)) {
+        std::string json;
+        json.reserve(doc->len + doc->len / 4);
+        append_relaxed_json(json, *doc);
+        return json;
+    }
+    bson_error_t error;
+    if (mongoc_cursor_error(cursor.get(), &error))
+        throw_for(error, clock::now() - start, query_timeout_);
+    return std::nullopt;
+}
+
+void database::ping() const {
+    const auto start = clock::now();
+    client_lease client{pool_};
+    bson_doc command, reply;
+    BSON_APPEND_INT32(command.get(), "ping", 1);
+    bson_error_t error;
+    bool ok = mongoc_client_command_simple(client.get(), "admin", command.get(), nullptr,
+                                           reply.get(), &error);
+    if (!ok) throw_for(error, clock::now() - start, query_timeout_);
+}
+
+}  // namespace coroserve

@@ -1,0 +1,62 @@
+// RAII over libmongoc: one mongoc_client_pool_t shared by the blocking pool's workers, and the
+// blocking queries they run. Every call here blocks: run it on the blocking pool, never on an
+// I/O thread. Failures are thrown as the three kinds the router maps to 503, 504 and 502.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+using mongoc_client_pool_t = struct _mongoc_client_pool_t;
+
+namespace coroserve {
+
+struct db_unavailable : std::runtime_error {  // no server reachable: 503
+    using std::runtime_error::runtime_error;
+};
+struct db_timeout : std::runtime_error {  // the query passed its deadline: 504
+    using std::runtime_error::runtime_error;
+};
+struct db_error : std::runtime_error {  // the server answered with an error: 502
+    using std::runtime_error::runtime_error;
+};
+
+// An _id taken from a URL: 24 hex digits are an ObjectId, anything else a string.
+struct document_id {
+    std::string value;
+    bool object_id = false;
+};
+
+struct db_options {
+    std::string uri;
+    std::string database;
+    unsigned max_clients = 16;  // one per blocking-pool worker
+    std::chrono::milliseconds query_timeout{2000};
+    std::chrono::milliseconds server_selection{1000};
+};
+
+class database {
+  public:
+    explicit database(const db_options& options);  // throws std::invalid_argument on a bad URI
+    ~database();
+    database(const database&) = delete;
+    database& operator=(const database&) = delete;
+
+    // The first document of `collection` (or the one with `id`) as compact relaxed extended
+    // JSON; nullopt when there is none.
+    std::optional<std::string> find_one(std::string_view collection,
+                                        const std::optional<document_id>& id = {}) const;
+
+    // Throws unless the server answers a ping.
+    void ping() const;
+
+  private:
+    std::string database_;
+    std::chrono::milliseconds query_timeout_;
+    mongoc_client_pool_t* pool_;
+};
+
+}  // namespace coroserve

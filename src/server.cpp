@@ -1,0 +1,421 @@
+// Listening sockets, accept loops, and the per-connection coroutine. Each connection is one
+// coroutine that reads a request, awaits its reply, writes it and loops, with a watchdog
+// beside it that enforces the deadline of whatever the connection is waiting for.
+#include "server.hpp"
+
+#include <array>
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "handlers.hpp"
+#include "metrics.hpp"
+#include "router.hpp"
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using clock_type = std::chrono::steady_clock;
+
+namespace coroserve {
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr auto never = clock_type::time_point::max();
+
+// One open connection: its socket, and the deadline of what it is waiting for. The watchdog
+// sleeps on `timer` until the deadline; moving the deadline earlier re-arms the timer.
+struct connection {
+    explicit connection(tcp::socket s)
+        : socket(std::move(s)), timer(socket.get_executor(), never) {}
+
+    void expire_after(clock_type::duration d) {
+        deadline = clock_type::now() + d;
+        timed_out = false;
+        if (deadline < timer.expiry()) timer.expires_at(deadline);  // wakes the watchdog early
+    }
+    void expire_never() { deadline = never; }
+
+    tcp::socket socket;
+    asio::steady_timer timer;
+    clock_type::time_point deadline = never;
+    bool timed_out = false;  // the last cancelled operation was cancelled by the watchdog
+    bool idle = false;       // waiting for a request: closed at once when the server drains
+};
+
+// Every open connection, so that a draining server can close the idle ones. Touched once per
+// connection, never per request.
+class connection_registry {
+  public:
+    std::uint64_t add(connection& c) {
+        std::lock_guard lock{mutex_};
+        map_.emplace(++last_id_, &c);
+        return last_id_;
+    }
+    void remove(std::uint64_t id) {
+        std::lock_guard lock{mutex_};
+        map_.erase(id);
+    }
+    std::size_t size() const {
+        std::lock_guard lock{mutex_};
+        return map_.size();
+    }
+    // Cancels the read of each idle connection, on the connection's own executor: the lookup
+    // there is safe because a connection leaves the registry on that same executor.
+    void close_idle() {
+        std::lock_guard lock{mutex_};
+        for (auto& [id, c] : map_) {
+            asio::post(c->socket.get_executor(), [this, id = id] {
+                std::lock_guard lock{mutex_};
+                if (auto it = map_.find(id); it != map_.end() && it->second->idle)
+                    it->second->socket.cancel();
+            });
+        }
+    }
+
+  private:
+    mutable std::mutex mutex_;
+    std::unordered_map<std::uint64_t, connection*> map_;
+    std::uint64_t last_id_ = 0;
+};
+
+// What every connection shares.
+struct shared_state {
+    shared_state(const config& c, handlers& h, metrics& m) : cfg(c), routes(h), stats(m) {}
+    const config& cfg;
+    handlers& routes;
+    metrics& stats;
+    connection_registry registry;
+    std::atomic<bool> draining{false};
+};
+
+// "Thu, 26 Nov 2026 15:47:23 GMT", formatted once a second per thread.
+std::string_view http_date() {
+    thread_local std::array<char, 32> text{};
+    thread_local std::time_t cached = 0;
+    std::time_t now = std::time(nullptr);
+    if (now != cached) {
+        cached = now;
+        std::tm tm{};
+        gmtime_r(&now, &tm);
+        std::strftime(text.data(), text.size(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    }
+    return text.data();
+}
+
+// The status line and headers of a reply. Written by hand: Beast's response type allocates
+// once per header field, and ours are few and fixed.
+std::string response_head(const reply& r, unsigned version, bool keep_alive) {
+    std::string head;
+    head.reserve(256);
+    head += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    head += std::to_string(r.status);
+    head += ' ';
+    head += http::obsolete_reason(static_cast<http::status>(r.status));
+    head += "\r\nServer: coroserve\r\nDate: ";
+    head += http_date();
+    head += "\r\nContent-Type: ";
+    head += r.content_type;
+    head += "\r\nContent-Length: ";
+    head += std::to_string(r.body.size());
+    if (!r.allow.empty()) (head += "\r\nAllow: ") += r.allow;
+    if (r.retry_after) (head += "\r\nRetry-After: ") += std::to_string(r.retry_after);
+    if (!keep_alive && version != 10) head += "\r\nConnection: close";
+    if (keep_alive && version == 10) head += "\r\nConnection: keep-alive";
+    head += "\r\n\r\n";
+    return head;
+}
+
+// Cancels the connection's pending operation when its deadline passes. The socket stays
+// open, so the session can still answer 408 before it closes.
+asio::awaitable<void> watchdog(connection& c) {
+    for (;;) {
+        c.timer.expires_at(c.deadline);
+        co_await c.timer.async_wait(use_tuple);
+        auto cs = co_await asio::this_coro::cancellation_state;
+        if (cs.cancelled() != asio::cancellation_type::none) co_return;  // the session ended
+        if (c.deadline <= clock_type::now()) {
+            c.timed_out = true;
+            c.deadline = never;
+            c.socket.cancel();
+        }
+    }
+}
+
+// Waits for the first bytes of the next request. False when the client left, the idle time
+// ran out, or the server is draining.
+asio::awaitable<bool> wait_for_request(connection& c, beast::flat_buffer& buffer, shared_state& s,
+                                       clock_type::duration patience) {
+    if (s.draining) co_return false;
+    c.idle = true;
+    c.expire_after(patience);
+    auto [ec, n] = co_await c.socket.async_read_some(buffer.prepare(4096), use_tuple);
+    c.idle = false;
+    if (ec) {
+        if (c.timed_out) s.stats.idle_timeouts.fetch_add(1, std::memory_order_relaxed);
+        co_return false;
+    }
+    buffer.commit(n);
+    co_return true;
+}
+
+// Writes a reply; false if the client did not take it in time.
+asio::awaitable<bool> write_reply(connection& c, const reply& r, unsigned version, bool keep_alive,
+                                  bool head_only, shared_state& s) {
+    std::string head = response_head(r, version, keep_alive);
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(head),
+                                              asio::buffer(r.body, head_only ? 0 : r.body.size())};
+    c.expire_after(s.cfg.write_timeout);
+    auto [ec, n] = co_await asio::async_write(c.socket, buffers, use_tuple);
+    if (ec && c.timed_out) s.stats.write_timeouts.fetch_add(1, std::memory_order_relaxed);
+    co_return !ec;
+}
+
+// Closes after an error answer: stop sending, then read and drop what the client still sends
+// for a moment, so that the answer is not lost to a reset.
+asio::awaitable<void> close_gently(connection& c) {
+    beast::error_code ignored;
+    c.socket.shutdown(tcp::socket::shutdown_send, ignored);
+    c.expire_after(std::chrono::seconds{1});
+    std::array<char, 4096> sink;
+    for (std::size_t dropped = 0; dropped < 64 * 1024;) {
+        auto [ec, n] = co_await c.socket.async_read_some(asio::buffer(sink), use_tuple);
+        if (ec) break;
+        dropped += n;
+    }
+}
+
+// A request that could not be read: answer what can be answered (408, 413, 431, 400), then
+// close. A client that simply left gets nothing.
+asio::awaitable<void> reject(connection& c, beast::error_code ec, unsigned version,
+                             shared_state& s) {
+    reply r;
+    auto& stats = s.stats;
+    if (c.timed_out) {
+        stats.header_timeouts.fetch_add(1, std::memory_order_relaxed);
+        r = error_reply(408, "request not received in time");
+    } else if (ec == http::error::header_limit) {
+        stats.headers_too_large.fetch_add(1, std::memory_order_relaxed);
+        r = error_reply(431, "request header too large");
+    } else if (ec == http::error::body_limit) {
+        stats.bodies_too_large.fetch_add(1, std::memory_order_relaxed);
+        r = error_reply(413, "request body too large");
+    } else if (ec.category() == http::make_error_code(http::error::bad_method).category() &&
+               ec != http::error::end_of_stream && ec != http::error::partial_message) {
+        stats.bad_requests.fetch_add(1, std::memory_order_relaxed);
+        r = error_reply(400, "malformed request");
+    } else {
+        co_return;  // the client closed or reset the connection
+    }
+    stats.observe(route::none, r.status, {});
+    if (co_await write_reply(c, r, version == 10 ? 10 : 11, false, false, s))
+        co_await close_gently(c);
+}
+
+// One connection, from its first request to its close: read a request, await the reply,
+// write it, loop. Pipelined requests wait in `buffer` and are answered in order.
+asio::awaitable<void> serve(connection& c, shared_state& s) {
+    const config& cfg = s.cfg;
+    beast::flat_buffer buffer;
+    for (bool first = true;; first = false) {
+        auto patience = first ? cfg.header_timeout : cfg.idle_timeout;
+        if (buffer.size() == 0 && !co_await wait_for_request(c, buffer, s, patience)) co_return;
+
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(cfg.header_limit));
+        parser.body_limit(cfg.body_limit);
+        c.expire_after(cfg.header_timeout);
+        auto [ec, n] = co_await http::async_read(c.socket, buffer, parser, use_tuple);
+        if (ec) co_return co_await reject(c, ec, parser.get().version(), s);
+
+        const auto start = clock_type::now();
+        const auto& req = parser.get();
+        c.expire_never();  // the database calls carry deadlines of their own
+        auto match = match_route(req.method_string(), req.target());
+        reply r = co_await dispatch_request(s.routes, match);
+
+        bool keep_alive = req.keep_alive() && !s.draining;
+        bool sent = co_await write_reply(c, r, req.version(), keep_alive,
+                                         req.method() == http::verb::head, s);
+        s.stats.observe(match.id, r.status, clock_type::now() - start);
+        if (cfg.access_log)
+            std::fprintf(stderr, "%.*s %.*s %u %zu\n", static_cast<int>(req.method_string().size()),
+                         req.method_string().data(), static_cast<int>(req.target().size()),
+                         req.target().data(), r.status, r.body.size());
+        if (!sent || !keep_alive) break;
+    }
+    beast::error_code ignored;
+    c.socket.shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+// Registers the connection for its lifetime and runs it beside its watchdog.
+asio::awaitable<void> session(tcp::socket socket, shared_state& s) {
+    using namespace asio::experimental::awaitable_operators;
+    connection c{std::move(socket)};
+    auto id = s.registry.add(c);
+    s.stats.open_connections.fetch_add(1, std::memory_order_relaxed);
+    struct leave {
+        shared_state& s;
+        std::uint64_t id;
+        ~leave() {
+            s.registry.remove(id);
+            s.stats.open_connections.fetch_sub(1, std::memory_order_relaxed);
+        }
+    } on_exit{s, id};
+
+    beast::error_code ignored;
+    c.socket.set_option(tcp::no_delay(true), ignored);
+    co_await (serve(c, s) || watchdog(c));
+}
+
+// Over the connection limit: a short 503 instead of a silent stall, then close.
+void refuse(tcp::socket socket) {
+    static constexpr std::string_view answer =
+        "HTTP/1.1 503 Service Unavailable\r\nServer: coroserve\r\nContent-Type: "
+        "application/json\r\n"
+        "Content-Length: 54\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+        R"({"error":"too many connections, retry later","status":503})";
+    beast::error_code ignored;
+    socket.non_blocking(true, ignored);
+    socket.write_some(asio::buffer(answer), ignored);  // a fresh socket's send buffer takes it
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, shared_state& s,
+                                  bool strand_per_connection) {
+    auto ex = acceptor.get_executor();
+    asio::steady_timer backoff{ex};
+    for (;;) {
+        // With one io_context run by many threads, each connection gets a strand so that its
+        // session and watchdog never run at the same time.
+        auto conn_ex = strand_per_connection ? asio::any_io_executor{asio::make_strand(ex)} : ex;
+        auto [ec, socket] = co_await acceptor.async_accept(conn_ex, use_tuple);
+        if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+        if (ec) {
+            // Out of descriptors (EMFILE/ENFILE): keep serving the open connections, retry soon.
+            s.stats.accept_errors.fetch_add(1, std::memory_order_relaxed);
+            backoff.expires_after(std::chrono::milliseconds{50});
+            co_await backoff.async_wait(use_tuple);
+            continue;
+        }
+        s.stats.accepted.fetch_add(1, std::memory_order_relaxed);
+        if (static_cast<std::size_t>(s.stats.open_connections.load()) >= s.cfg.max_connections) {
+            s.stats.refused_connections.fetch_add(1, std::memory_order_relaxed);
+            refuse(std::move(socket));
+            continue;
+        }
+        asio::co_spawn(conn_ex, session(std::move(socket), s), [](std::exception_ptr e) {
+            if (!e) return;
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& x) {
+                std::fprintf(stderr, "coroserve: session ended by an exception: %s\n", x.what());
+            }
+        });
+    }
+}
+
+}  // namespace
+
+struct server::impl {
+    impl(const config& c, handlers& h, metrics& m) : state{c, h, m} {}
+
+    shared_state
+        state;  // declared first: sessions still queued in a context leave it on destruction
+    std::vector<std::unique_ptr<asio::io_context>> contexts;
+    std::vector<tcp::acceptor> acceptors;
+
+    // On SIGINT/SIGTERM: stop accepting, close idle connections, give the busy ones the drain
+    // time, then stop every I/O thread.
+    asio::awaitable<void> drain_on_signal() {
+        auto ex = co_await asio::this_coro::executor;
+        asio::signal_set signals{ex, SIGINT, SIGTERM};
+        auto [ec, signo] = co_await signals.async_wait(use_tuple);
+        if (ec) co_return;
+        state.draining = true;
+        std::fprintf(stderr, "coroserve: signal %d, draining %zu connections\n", signo,
+                     state.registry.size());
+        for (auto& a : acceptors) asio::post(a.get_executor(), [&a] { a.close(); });
+        state.registry.close_idle();
+
+        const auto deadline = clock_type::now() + state.cfg.drain_timeout;
+        asio::steady_timer poll{ex};
+        while (state.registry.size() > 0 && clock_type::now() < deadline) {
+            poll.expires_after(std::chrono::milliseconds{10});
+            co_await poll.async_wait(use_tuple);
+        }
+        if (auto left = state.registry.size())
+            std::fprintf(stderr, "coroserve: drain time over, closing %zu connections\n", left);
+        for (auto& ctx : contexts) ctx->stop();
+    }
+};
+
+server::server(const config& cfg, handlers& h, metrics& stats)
+    : impl_(std::make_unique<impl>(cfg, h, stats)) {}
+server::~server() = default;
+
+std::uint16_t server::listen() {
+    const config& cfg = impl_->state.cfg;
+    const unsigned threads = cfg.resolved_io_threads();
+    const unsigned listeners = cfg.reuse_port ? threads : 1;
+    tcp::endpoint endpoint{asio::ip::make_address(cfg.host), cfg.port};
+    for (unsigned i = 0; i < listeners; ++i) {
+        auto& ctx = *impl_->contexts.emplace_back(
+            std::make_unique<asio::io_context>(cfg.reuse_port ? 1 : threads));
+        tcp::acceptor& a = impl_->acceptors.emplace_back(ctx);
+        a.open(endpoint.protocol());
+        a.set_option(asio::socket_base::reuse_address(true));
+        if (cfg.reuse_port) {
+            int on = 1;
+            if (::setsockopt(a.native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0)
+                throw std::system_error{errno, std::generic_category(), "SO_REUSEPORT"};
+        }
+        a.bind(endpoint);
+        a.listen(asio::socket_base::max_listen_connections);
+        endpoint.port(a.local_endpoint().port());  // port 0: the others join the one picked
+    }
+    return endpoint.port();
+}
+
+void server::run() {
+    auto& self = *impl_;
+    const unsigned threads = self.state.cfg.resolved_io_threads();
+    for (std::size_t i = 0; i < self.acceptors.size(); ++i)
+        asio::co_spawn(*self.contexts[i],
+                       accept_loop(self.acceptors[i], self.state, !self.state.cfg.reuse_port),
+                       asio::detached);
+    asio::co_spawn(*self.contexts[0], self.drain_on_signal(), asio::detached);
+
+    std::vector<std::thread> pool;
+    for (unsigned t = 1; t < threads; ++t) {
+        auto& ctx = *self.contexts[self.state.cfg.reuse_port ? t : 0];
+        pool.emplace_back([&ctx] { ctx.run(); });
+    }
+    self.contexts[0]->run();
+    for (auto& t : pool) t.join();
+}
+
+}  // namespace coroserve

@@ -1,0 +1,33 @@
+// The HTTP side: listening sockets, the accept loops, and one coroutine per connection.
+// Networking only: what a request means is the router's business.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "config.hpp"
+
+namespace coroserve {
+
+class handlers;
+class metrics;
+
+class server {
+  public:
+    server(const config& cfg, handlers& h, metrics& stats);
+    ~server();
+
+    // Binds (throws std::system_error on failure); returns the bound port.
+    std::uint16_t listen();
+
+    // Serves until SIGINT/SIGTERM, then drains: stops accepting, closes idle connections, lets
+    // in-flight requests finish within the drain timeout. Returns when every I/O thread is done.
+    void run();
+
+  private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace coroserve
