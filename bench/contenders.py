@@ -1,0 +1,262 @@
+"""The contenders: how each one is prepared (built, installed) and started.
+
+Every server binds 127.0.0.1, gets the same listen backlog and file-descriptor limit, and
+(when it has a pool) the seed's pool sizing: the seed gave 6000 pooled connections in all
+to its 4-core server (1500 per process), so here each process gets 6000 / processes.
+Process counts follow the seed's rule "one per core", with this machine's core count."""
+import os
+import shutil
+import subprocess
+
+import procs
+
+# coroserve at its best configuration on this 2-core machine (see bench/README.md,
+# "Choosing coroserve's flags"): the flags bench/run passes for the `coroserve` and
+# `coroserve-json` contenders. Override one with --coroserve-flag NAME=VALUE.
+COROSERVE_BEST = {
+    "--io-threads": "1",   # one I/O thread: the other core goes to the stand-in and wrk
+    "--workers": "8",      # blocking pool threads for libmongoc finds (see the latency sweep)
+    "--queue": "10000",    # bounded queue of pool jobs; beyond it the server answers 503
+}
+
+TOTAL_POOL = 6000  # the seed's total MongoDB pool across all server processes
+
+# The seed's names for the contenders, for the reference columns.
+SEED_NAMES = {
+    "node-express": "Node",
+    "tornado-motor": "Tornado",
+    "flask-gunicorn-gevent": "gunicorn+gevent",
+    "flask-uwsgi-gevent": "uwsgi+gevent",
+    "flask-uwsgi-threaded": "uwsgi threaded",
+}
+
+
+class Skip(Exception):
+    """A contender that cannot run here; the message is the reason recorded in `skipped`."""
+
+
+class Contender:
+    id = None
+    endpoint = "/mongo"
+    needs_db = True
+    label = None
+
+    def prepare(self, ctx):
+        """Builds or installs what the contender needs; raises Skip when it cannot run."""
+
+    def start(self, ctx, doc, mongo_uri, extra=None):
+        """Starts the server; returns (Proc, port) once it is listening (not yet ready)."""
+        raise NotImplementedError
+
+    def _env(self, ctx, mongo_uri, processes):
+        return {
+            "MONGODB_URI": mongo_uri or "",
+            "PEER_POOL_SIZE": str(max(TOTAL_POOL // processes, 1)),
+            "PEER_BACKLOG": str(ctx.backlog),
+        }
+
+
+class Coroserve(Contender):
+    id = "coroserve"
+    label = "coroserve (ours)"
+
+    def __init__(self, cid="coroserve", endpoint="/mongo"):
+        self.id, self.endpoint = cid, endpoint
+
+    def binary(self, ctx):
+        return os.path.join(ctx.bin_dir, "coroserve")
+
+    def prepare(self, ctx):
+        if not os.access(self.binary(ctx), os.X_OK):
+            raise Skip(f"{self.binary(ctx)} was not built (the server's sources are not in the tree yet?)")
+
+    def flags(self, ctx, extra=None):
+        flags = dict(COROSERVE_BEST)
+        flags.update(ctx.coroserve_flags)
+        flags.update(extra or {})
+        out = []
+        for k, v in flags.items():
+            out += [k, str(v)]
+        return out
+
+    def start(self, ctx, doc, mongo_uri, extra=None):
+        cmd = [self.binary(ctx), "--host", "127.0.0.1", "--port", "0",
+               "--mongodb-uri", mongo_uri or "mongodb://127.0.0.1:9"] + self.flags(ctx, extra)
+        p = procs.start(ctx.name(self.id, doc), cmd, ctx.log_dir, cpus=ctx.server_cpus)
+        return p, int(p.first_line(20))
+
+
+class Nginx(Contender):
+    id = "nginx"
+    label = "nginx static file (no DB)"
+    needs_db = False
+
+    def prepare(self, ctx):
+        if not shutil.which("nginx"):
+            raise Skip("nginx is not installed (Debian nginx-light)")
+
+    def start(self, ctx, doc, mongo_uri, extra=None):
+        d = os.path.join(ctx.out, "nginx", doc)
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        with open(os.path.join(d, "doc.json"), "w") as f:
+            f.write(ctx.doc_json[doc])
+        port = procs.free_port()
+        with open(os.path.join(ctx.root, "bench/peers/nginx/nginx.conf.in")) as f:
+            conf = f.read()
+        for key, value in {"WORKERS": ctx.cores, "NOFILE": ctx.nofile, "DIR": d, "PORT": port,
+                           "WORKER_CONNECTIONS": ctx.nofile // 2, "BACKLOG": ctx.backlog}.items():
+            conf = conf.replace(f"@{key}@", str(value))
+        with open(os.path.join(d, "nginx.conf"), "w") as f:
+            f.write(conf)
+        os.chmod(d, 0o755)
+        p = procs.start(ctx.name(self.id, doc), ["nginx", "-p", d, "-c", os.path.join(d, "nginx.conf")],
+                        ctx.log_dir, cpus=ctx.server_cpus)
+        return p, port
+
+
+FLASK_DIR = "bench/peers/flask"
+
+
+class FlaskUwsgi(Contender):
+    def __init__(self, gevent):
+        self.gevent = gevent
+        self.id = "flask-uwsgi-gevent" if gevent else "flask-uwsgi-threaded"
+        self.label = "Flask + uwsgi + gevent" if gevent else "Flask + uwsgi threaded"
+
+    def prepare(self, ctx):
+        if not shutil.which("uwsgi"):
+            raise Skip("uwsgi is not installed")
+        plugins = "/usr/lib/uwsgi/plugins"
+        need = ["python3_plugin.so"] + (["gevent_python3_plugin.so"] if self.gevent else [])
+        for so in need:
+            if not os.path.exists(os.path.join(plugins, so)):
+                raise Skip(f"uwsgi plugin {so} missing (uwsgi-plugin-python3 / uwsgi-plugin-gevent-python3)")
+
+    def start(self, ctx, doc, mongo_uri, extra=None):
+        extra = extra or {}
+        port = procs.free_port()
+        # The seed: `uwsgi --processes 4 --threads 1 --http-socket :5000` (threaded) and
+        # `uwsgi [--processes 4] --gevent 5000 --http-socket :5000`; processes = cores here.
+        processes = int(extra.get("processes", ctx.cores))
+        cmd = ["uwsgi", "--plugins", "python3" + (",gevent_python3" if self.gevent else ""),
+               "--http-socket", f"127.0.0.1:{port}", "--wsgi-file", "app.py", "--callable", "app",
+               "--processes", str(processes), "--master", "--die-on-term",
+               "--listen", str(ctx.backlog), "--max-fd", str(ctx.nofile),
+               "--disable-logging", "--need-app"]
+        env = self._env(ctx, mongo_uri, processes)
+        if self.gevent:
+            cmd += ["--gevent", "5000"]
+            env["PEER_GEVENT"] = "1"
+        else:
+            cmd += ["--threads", str(extra.get("threads", 1))]
+        p = procs.start(ctx.name(self.id, doc), cmd, ctx.log_dir, cpus=ctx.server_cpus, env=env,
+                        cwd=os.path.join(ctx.root, FLASK_DIR))
+        return p, port
+
+
+class FlaskGunicorn(Contender):
+    id = "flask-gunicorn-gevent"
+    label = "Flask + gunicorn + gevent"
+
+    def prepare(self, ctx):
+        if not shutil.which("gunicorn"):
+            raise Skip("gunicorn is not installed")
+
+    def start(self, ctx, doc, mongo_uri, extra=None):
+        port = procs.free_port()
+        # The seed: `gunicorn -b :5000 -k gevent -w 4 --worker-connections 5000 app:app`.
+        cmd = ["gunicorn", "-b", f"127.0.0.1:{port}", "-k", "gevent", "-w", str(ctx.cores),
+               "--worker-connections", "5000", "--backlog", str(ctx.backlog),
+               "--graceful-timeout", "2", "app:app"]
+        env = self._env(ctx, mongo_uri, ctx.cores)
+        env["PEER_GEVENT"] = "1"
+        p = procs.start(ctx.name(self.id, doc), cmd, ctx.log_dir, cpus=ctx.server_cpus, env=env,
+                        cwd=os.path.join(ctx.root, FLASK_DIR))
+        return p, port
+
+
+class TornadoMotor(Contender):
+    id = "tornado-motor"
+    label = "Tornado + Motor"
+
+    def prepare(self, ctx):
+        r = subprocess.run([ctx.python, "-c", "import tornado, motor"], capture_output=True, text=True)
+        if r.returncode:
+            raise Skip(f"tornado/motor not importable: {r.stderr.strip().splitlines()[-1:]}")
+
+    def start(self, ctx, doc, mongo_uri, extra=None):
+        port = procs.free_port()
+        cmd = [ctx.python, "app.py", str(port), str(ctx.cores)]
+        p = procs.start(ctx.name(self.id, doc), cmd, ctx.log_dir, cpus=ctx.server_cpus,
+                        env=self._env(ctx, mongo_uri, ctx.cores),
+                        cwd=os.path.join(ctx.root, "bench/peers/tornado"))
+        return p, port
+
+
+class NodeExpress(Contender):
+    id = "node-express"
+    label = "Node.js cluster + express + mongodb"
+    dir = "bench/peers/node"
+
+    def prepare(self, ctx):
+        if not shutil.which("node") or not shutil.which("npm"):
+            raise Skip("node/npm are not installed")
+        d = os.path.join(ctx.root, self.dir)
+        r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=d,
+                           capture_output=True, text=True, timeout=300)
+        if r.returncode:
+            raise Skip(f"npm ci failed in {self.dir}: {r.stderr.strip()[-300:]}")
+
+    def start(self, ctx, doc, mongo_uri, extra=None):
+        port = procs.free_port()
+        env = self._env(ctx, mongo_uri, ctx.cores)
+        env.update({"PORT": str(port), "PEER_WORKERS": str(ctx.cores)})
+        p = procs.start(ctx.name(self.id, doc), ["node", "app.js"], ctx.log_dir, cpus=ctx.server_cpus,
+                        env=env, cwd=os.path.join(ctx.root, self.dir))
+        return p, port
+
+
+class GoNetHttp(Contender):
+    id = "go-nethttp"
+    label = "Go net/http + mongo-go-driver"
+
+    def binary(self, ctx):
+        return os.path.join(ctx.peers_build, "peer-go")
+
+    def prepare(self, ctx):
+        if not shutil.which("go"):
+            raise Skip("go is not installed (golang-go)")
+        os.makedirs(ctx.peers_build, exist_ok=True)
+        env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode", GOFLAGS="",
+                   GOCACHE=os.path.join(ctx.peers_build, "gocache"))
+        r = subprocess.run(["go", "build", "-o", self.binary(ctx), "."], env=env,
+                           cwd=os.path.join(ctx.root, "bench/peers/go"), capture_output=True, text=True,
+                           timeout=600)
+        if r.returncode:
+            raise Skip(f"go build failed: {r.stderr.strip()[-300:]}")
+
+    def start(self, ctx, doc, mongo_uri, extra=None):
+        # GOMAXPROCS stays Go's default: the number of CPUs the process may run on.
+        p = procs.start(ctx.name(self.id, doc), [self.binary(ctx), "-port", "0"], ctx.log_dir,
+                        cpus=ctx.server_cpus, env=self._env(ctx, mongo_uri, 1))
+        return p, int(p.first_line(20))
+
+
+def all_contenders():
+    """In report order: ours, the ceiling, then the seed's contenders, then Go."""
+    return [
+        Coroserve("coroserve", "/mongo"),
+        Coroserve("coroserve-json", "/json"),
+        Nginx(),
+        FlaskUwsgi(gevent=False),
+        FlaskUwsgi(gevent=True),
+        FlaskGunicorn(),
+        TornadoMotor(),
+        NodeExpress(),
+        GoNetHttp(),
+    ]
+
+
+def by_id():
+    return {c.id: c for c in all_contenders()}

@@ -1,0 +1,712 @@
+"""bench/run: the seed's battle re-run on one machine, and the experiments beyond it.
+
+Sub-commands (each can run alone; `all` runs them in turn into one results directory):
+  matrix   (default) every contender x doc x connections with wrk, median of --reps
+  sweep    the stand-in's --latency-ms 0,1,10 against coroserve at a few --workers and the async peers
+  sleep    the seed's /sleep demo: 1 worker vs 2 workers, and /sleep/async
+  idle     RSS growth per idle keep-alive connection (10,000 held by bench/clients/idle_hold.py)
+  openloop latency at a fixed offered rate below saturation (bench/clients/openloop.py)
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+
+import contenders as cont
+import procs
+import report
+import wrkparse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = "/usr/bin/python3"  # Debian's: it has flask, gevent, tornado, motor, pymongo, matplotlib
+DOCS = {"small": "bench/data/small_doc.json", "big": "bench/data/big_doc.json"}
+BUILD_TARGETS = ["coroserve", "mongo-standin", "mongo-driver-load", "mongo-seed"]
+
+# CPU placement, the same for every contender (bench/README.md, "CPU placement").
+LAYOUTS = {
+    # server + stand-in share CPU 0; wrk and the load clients run alone on CPU 1.
+    "split": {"server": "0", "load": "1"},
+    # no pinning: everything may run on both cores.
+    "none": {"server": None, "load": None},
+}
+
+QUICK = {"duration": 3, "warmup": 1, "reps": 3}
+FULL = {"duration": 30, "warmup": 5, "reps": 3}
+CI = {"duration": 2, "warmup": 1, "reps": 1, "connections": [200, 1000],
+      "contenders": ["coroserve", "nginx", "coroserve-json"]}
+
+
+class Ctx:
+    """What every step needs: paths, placement, limits, the docs' JSON bytes."""
+
+    def __init__(self, args, out):
+        self.args = args
+        self.root = ROOT
+        self.python = PYTHON
+        self.bin_dir = os.path.join(ROOT, "build/release/bin")
+        self.peers_build = os.path.join(ROOT, "build/bench-peers")
+        self.out = out
+        self.log_dir = os.path.join(out, "logs")
+        self.raw_dir = os.path.join(out, "raw")
+        os.makedirs(self.log_dir, exist_ok=True)
+        os.makedirs(self.raw_dir, exist_ok=True)
+        layout = LAYOUTS[args.pinning]
+        self.server_cpus, self.load_cpus = layout["server"], layout["load"]
+        self.cores = os.cpu_count() or 1
+        self.nofile = procs.raise_fd_limit()
+        self.somaxconn = raise_somaxconn(16384)
+        self.backlog = min(self.somaxconn, 16384)
+        self.coroserve_flags = dict(kv.split("=", 1) for kv in args.coroserve_flag)
+        self.doc_json = {name: relaxed_json(os.path.join(ROOT, path)) for name, path in DOCS.items()}
+        self.standin = args.standin or os.path.join(self.bin_dir, "mongo-standin")
+        self._seq = 0
+
+    def name(self, what, doc=""):
+        """A unique name for a started process (its log files are named after it)."""
+        self._seq += 1
+        return f"{self._seq:03d}-{what}" + (f"-{doc}" if doc else "")
+
+
+def relaxed_json(path):
+    """The doc as coroserve prints it: compact relaxed extended JSON, ObjectId as {"$oid": ...}."""
+    from bson import json_util  # Debian python3-pymongo
+    with open(path) as f:
+        doc = json_util.loads(f.read())
+    return json_util.dumps(doc, json_options=json_util.RELAXED_JSON_OPTIONS, separators=(",", ":"))
+
+
+def raise_somaxconn(want):
+    """Listen backlogs are capped by net.core.somaxconn: raise it when we may (root)."""
+    path = "/proc/sys/net/core/somaxconn"
+    try:
+        with open(path) as f:
+            cur = int(f.read())
+        if cur < want:
+            with open(path, "w") as f:
+                f.write(str(want))
+            with open(path) as f:
+                cur = int(f.read())
+        return cur
+    except (OSError, ValueError):
+        try:
+            with open(path) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            return 4096
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def fmt_s(seconds):
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class Progress:
+    """'run i/N, elapsed, ETA' lines; ETA from the mean time of the runs done so far."""
+
+    def __init__(self, total, guess_s):
+        self.total, self.done, self.guess = total, 0, guess_s
+        self.t0 = time.monotonic()
+
+    def line(self, text):
+        self.done += 1
+        elapsed = time.monotonic() - self.t0
+        per = elapsed / self.done if self.done else self.guess
+        eta = per * (self.total - self.done)
+        log(f"[run {self.done}/{self.total} | elapsed {fmt_s(elapsed)} | ETA {fmt_s(eta)}] {text}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Setup: dependencies, build, the database
+
+
+def install_and_build(args):
+    """tools/install-deps.sh bench, then the Release build of the targets that exist.
+    Returns {target: error or None}."""
+    if args.no_build:
+        return {}
+    log("== install-deps (bench) and Release build")
+    r = subprocess.run([os.path.join(ROOT, "tools/install-deps.sh"), "bench"], cwd=ROOT)
+    if r.returncode:
+        log(f"warning: tools/install-deps.sh bench exited {r.returncode}; continuing with what is installed")
+    r = subprocess.run(["cmake", "--preset", "release"], cwd=ROOT, stdout=subprocess.DEVNULL)
+    if r.returncode:
+        return {t: "cmake --preset release failed" for t in BUILD_TARGETS}
+    status = {}
+    build = ["cmake", "--build", "--preset", "release", "-j", str(os.cpu_count() or 2), "--target"]
+    if subprocess.run(build + BUILD_TARGETS, cwd=ROOT).returncode == 0:
+        return {t: None for t in BUILD_TARGETS}
+    # One failed (or does not exist yet): build them one by one to know which.
+    for t in BUILD_TARGETS:
+        r = subprocess.run(build + [t], cwd=ROOT, capture_output=True, text=True)
+        status[t] = None if r.returncode == 0 else (r.stdout + r.stderr).strip().splitlines()[-1:][0][:200]
+        log(f"   build {t}: {'ok' if status[t] is None else 'FAILED: ' + status[t]}")
+    return status
+
+
+class Database:
+    """The stand-in (one per doc and latency), or an external MongoDB seeded with mongo-seed."""
+
+    def __init__(self, ctx, doc, latency_ms=0):
+        self.ctx, self.doc, self.proc = ctx, doc, None
+        doc_path = os.path.join(ROOT, DOCS[doc])
+        if ctx.args.mongo_uri:
+            if latency_ms:
+                raise RuntimeError("--latency-ms needs the stand-in, not --mongo-uri")
+            seeder = os.path.join(ctx.bin_dir, "mongo-seed")
+            r = subprocess.run([seeder, "--uri", ctx.args.mongo_uri, f"articles.articles={doc_path}"],
+                               capture_output=True, text=True, timeout=60)
+            if r.returncode:
+                raise RuntimeError(f"mongo-seed failed: {r.stderr.strip()[-300:]}")
+            self.uri = ctx.args.mongo_uri
+            return
+        cmd = [ctx.standin, "--port", "0", "--bind", "127.0.0.1", "--seed", f"articles.articles={doc_path}"]
+        if latency_ms:
+            cmd += ["--latency-ms", str(latency_ms)]
+        if ctx.args.standin_threads:
+            cmd += ["--threads", str(ctx.args.standin_threads)]
+        self.proc = procs.start(ctx.name("standin", f"{doc}-{latency_ms}ms"), cmd, ctx.log_dir,
+                                cpus=ctx.server_cpus)
+        self.uri = f"mongodb://127.0.0.1:{int(self.proc.first_line(20))}"
+
+    def stop(self):
+        if self.proc:
+            procs.stop(self.proc)
+
+
+def driver_find_rate(ctx):
+    """mongo-driver-load against the small-doc stand-in: the stand-in's driver-only find rate."""
+    tool = os.path.join(ctx.bin_dir, "mongo-driver-load")
+    if not os.access(tool, os.X_OK):
+        return None, "mongo-driver-load was not built"
+    db = Database(ctx, "small")
+    try:
+        cmd = [tool, "--uri", db.uri, "--threads", str(ctx.cores * 2), "--seconds", "3"]
+        if ctx.load_cpus:
+            cmd = ["taskset", "-c", ctx.load_cpus] + cmd
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        if r.returncode:
+            return None, f"mongo-driver-load exited {r.returncode}: {r.stderr.strip()[-200:]}"
+        data = json.loads(r.stdout.strip().splitlines()[-1])
+        for key in ("ops_per_s", "ops/s", "ops_s", "ops_per_sec", "rate"):
+            if key in data:
+                return float(data[key]), data
+        rate = next((v for k, v in data.items() if "ops" in k and isinstance(v, (int, float))), None)
+        return rate, data
+    except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
+        return None, f"mongo-driver-load: {e}"
+    finally:
+        db.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# One wrk run
+
+
+def run_wrk(ctx, port, path, connections, duration, timeout_s, raw_name, sids=(), db_sid=None):
+    """Runs wrk once; returns the parsed repetition (plus RSS/CPU of the sampled trees)."""
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", f"{timeout_s}s",
+           f"http://127.0.0.1:{port}{path}"]
+    sampler = procs.TreeSampler(sids)
+    db_sampler = procs.TreeSampler([db_sid] if db_sid else [])
+    with sampler, db_sampler:
+        p = procs.start(raw_name, cmd, ctx.raw_dir, cpus=ctx.load_cpus)
+        try:
+            p.popen.wait(duration + timeout_s + 60)
+        except subprocess.TimeoutExpired:
+            procs.stop(p)
+            raise RuntimeError("wrk did not finish in time")
+        procs.stop(p)
+    with open(p.stdout_path) as f:
+        text = f.read()
+    try:
+        rep = wrkparse.parse(text)
+    except ValueError:
+        raise RuntimeError(f"wrk failed: {p.log_tail()}")
+    rep["rss_peak_kb"] = sampler.peak_rss_kb if sids else None
+    rep["cpu_s"] = round(sampler.cpu_s, 2) if sids else None
+    rep["standin_cpu_s"] = round(db_sampler.cpu_s, 2) if db_sid else None
+    rep["raw"] = os.path.relpath(p.stdout_path, ctx.out)
+    return rep
+
+
+def start_ready(ctx, c, doc, db, extra=None):
+    """Starts contender c and waits until its endpoint answers 200; returns (proc, port, body)."""
+    proc, port = c.start(ctx, doc, db.uri if db else None, extra)
+    try:
+        body = procs.wait_ready(proc, port, c.endpoint.split("?")[0] if "sleep" not in c.endpoint else c.endpoint,
+                                timeout=45)
+    except Exception:
+        procs.stop(proc)
+        raise
+    return proc, port, body
+
+
+def fmt_rep(rep):
+    e = rep["errors"]
+    err = sum(e.values())
+    lat = rep["latency_ms"]
+    p99 = f"{lat['p99']:.1f}" if lat.get("p99") is not None else "-"
+    return (f"{rep['rps_ok']:.0f} ok req/s, p99 {p99} ms, errors {err} "
+            f"(c{e['connect']} r{e['read']} w{e['write']} t{e['timeout']}), non2xx {rep['non2xx']}, "
+            f"rss {rep.get('rss_peak_kb') or 0} KiB, cpu {rep.get('cpu_s')} s")
+
+
+# ---------------------------------------------------------------------------------------------
+# matrix
+
+
+def prepare_contenders(ctx, ids, results, built):
+    """Prepares each wanted contender; the ones that cannot run go to results['skipped']."""
+    table = cont.by_id()
+    ready = []
+    for cid in ids:
+        c = table[cid]
+        try:
+            if c.needs_db and not ctx.args.mongo_uri and not os.access(ctx.standin, os.X_OK):
+                raise cont.Skip(f"no MongoDB stand-in ({ctx.standin} not built)")
+            c.prepare(ctx)
+            ready.append(c)
+        except cont.Skip as e:
+            add_skip(results, cid, str(e))
+        except Exception as e:  # noqa: BLE001 - a broken contender must not stop the others
+            add_skip(results, cid, f"prepare failed: {e}")
+    return ready
+
+
+def add_skip(results, cid, reason, **more):
+    log(f"   SKIP {cid}: {reason}")
+    entry = {"contender": cid, "reason": reason}
+    entry.update(more)
+    results["skipped"].append(entry)
+
+
+def cmd_matrix(ctx, results):
+    a = ctx.args
+    ready = prepare_contenders(ctx, a.contenders, results, None)
+    plan = [(doc, c, n) for doc in a.docs for c in ready for n in a.connections]
+    progress = Progress(len(plan) * a.reps, a.duration + 1)
+    log(f"== matrix: {len(ready)} contenders x {len(a.docs)} docs x {len(a.connections)} connection counts "
+        f"x {a.reps} reps, {a.duration} s each (+{a.warmup} s warm-up per point)")
+    for doc in a.docs:
+        db = None
+        if any(c.needs_db for c in ready):
+            try:
+                db = Database(ctx, doc)
+            except Exception as e:  # noqa: BLE001
+                for c in ready:
+                    if c.needs_db:
+                        add_skip(results, c.id, f"database for doc {doc} failed: {e}", doc=doc)
+                        progress.done += len(a.connections) * a.reps
+        try:
+            for c in ready:
+                if c.needs_db and db is None:
+                    continue
+                matrix_contender(ctx, results, c, doc, db, progress)
+        finally:
+            if db:
+                db.stop()
+
+
+def matrix_contender(ctx, results, c, doc, db, progress):
+    a = ctx.args
+    try:
+        proc, port, body = start_ready(ctx, c, doc, db)
+    except Exception as e:  # noqa: BLE001
+        add_skip(results, c.id, f"did not start for doc {doc}: {e}", doc=doc)
+        progress.done += len(a.connections) * a.reps
+        return
+    results.setdefault("bodies", {}).setdefault(c.id, {})[doc] = len(body)
+    try:
+        for n in a.connections:
+            if not proc.alive():
+                add_skip(results, c.id, f"server exited before {doc} c={n}: {proc.log_tail()}", doc=doc,
+                         connections=n)
+                progress.done += a.reps
+                continue
+            try:
+                if a.warmup:
+                    run_wrk(ctx, port, c.endpoint, n, a.warmup, a.wrk_timeout,
+                            f"warmup-{c.id}-{doc}-c{n}")
+                reps = []
+                for i in range(a.reps):
+                    rep = run_wrk(ctx, port, c.endpoint, n, a.duration, a.wrk_timeout,
+                                  f"{c.id}-{doc}-c{n}-r{i + 1}", sids=[proc.pid],
+                                  db_sid=db.proc.pid if (db and db.proc and c.needs_db) else None)
+                    reps.append(rep)
+                    progress.line(f"{c.id} {doc} c={n} rep {i + 1}/{a.reps}: {fmt_rep(rep)}")
+                    time.sleep(a.pause)
+            except RuntimeError as e:
+                add_skip(results, c.id, f"{doc} c={n}: {e}", doc=doc, connections=n)
+                progress.done += a.reps - len(reps)
+                continue
+            point = {"contender": c.id, "endpoint": c.endpoint, "doc": doc, "connections": n}
+            point.update(wrkparse.summarize(reps))
+            point["server_alive_after"] = proc.alive()
+            results["runs"].append(point)
+            report.save(ctx.out, results)  # a partial run still leaves results behind
+    finally:
+        procs.stop(proc)
+
+
+# ---------------------------------------------------------------------------------------------
+# sweep: DB latency x pool size
+
+
+def cmd_sweep(ctx, results):
+    a = ctx.args
+    table = cont.by_id()
+    configs = [("coroserve", {"--workers": str(w)}, f"coroserve workers={w}") for w in a.sweep_workers]
+    configs += [(cid, None, cid) for cid in a.sweep_peers]
+    ready_ids = {c.id for c in prepare_contenders(ctx, sorted({cid for cid, _, _ in configs}), results, None)}
+    configs = [x for x in configs if x[0] in ready_ids]
+    n = a.sweep_connections
+    progress = Progress(len(configs) * len(a.latencies), a.duration + a.warmup + 2)
+    log(f"== sweep: stand-in latency {a.latencies} ms x {len(configs)} configs, c={n}, doc small")
+    out = results.setdefault("sweep", [])
+    for lat in a.latencies:
+        if a.mongo_uri:
+            add_skip(results, "sweep", "the latency sweep needs the stand-in (--mongo-uri given)")
+            return
+        db = Database(ctx, "small", lat)
+        try:
+            for cid, extra, label in configs:
+                c = table[cid]
+                try:
+                    proc, port, _ = start_ready(ctx, c, "small", db, extra)
+                except Exception as e:  # noqa: BLE001
+                    add_skip(results, label, f"latency {lat} ms: did not start: {e}")
+                    progress.done += 1
+                    continue
+                try:
+                    if a.warmup:
+                        run_wrk(ctx, port, c.endpoint, n, a.warmup, a.wrk_timeout, f"warmup-sweep-{cid}-{lat}ms")
+                    rep = run_wrk(ctx, port, c.endpoint, n, a.duration, a.wrk_timeout,
+                                  f"sweep-{label.replace(' ', '_').replace('=', '')}-{lat}ms",
+                                  sids=[proc.pid], db_sid=db.proc.pid if db.proc else None)
+                    row = {"config": label, "contender": cid, "latency_ms_db": lat, "connections": n,
+                           "workers": (extra or {}).get("--workers")}
+                    row.update({k: rep[k] for k in ("rps_ok", "rps", "latency_ms", "errors", "non2xx",
+                                                    "rss_peak_kb", "cpu_s", "raw")})
+                    if row["workers"] and lat:
+                        row["pool_bound_rps"] = int(row["workers"]) * 1000 / lat
+                    out.append(row)
+                    progress.line(f"sweep {label} db-latency {lat} ms: {fmt_rep(rep)}")
+                except RuntimeError as e:
+                    add_skip(results, label, f"latency {lat} ms: {e}")
+                    progress.done += 1
+                finally:
+                    procs.stop(proc)
+                report.save(ctx.out, results)
+        finally:
+            db.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# sleep: the seed's /sleep demonstration
+
+
+def cmd_sleep(ctx, results):
+    a = ctx.args
+    table = cont.by_id()
+    dur = a.sleep_duration
+    cases = [
+        ("coroserve", {"--workers": "1"}, "/sleep?ms=1000", 1, "coroserve --workers 1, /sleep 1 s"),
+        ("coroserve", {"--workers": "1"}, "/sleep?ms=1000", 2, "coroserve --workers 1, /sleep 1 s"),
+        ("coroserve", {"--workers": "2"}, "/sleep?ms=1000", 2, "coroserve --workers 2, /sleep 1 s"),
+        ("coroserve", {"--workers": "1"}, "/sleep/async?ms=1000", 2, "coroserve --workers 1, /sleep/async 1 s"),
+        ("coroserve", {"--workers": "1"}, "/sleep/async?ms=1000", 100, "coroserve --workers 1, /sleep/async 1 s"),
+        ("flask-uwsgi-threaded", {"processes": 1, "threads": 1}, "/sleep", 1, "uwsgi 1 process 1 thread, /sleep 1 s"),
+        ("flask-uwsgi-threaded", {"processes": 1, "threads": 1}, "/sleep", 2, "uwsgi 1 process 1 thread, /sleep 1 s"),
+        ("flask-uwsgi-threaded", {"processes": 1, "threads": 2}, "/sleep", 2, "uwsgi 1 process 2 threads, /sleep 1 s"),
+    ]
+    ids = sorted({c[0] for c in cases})
+    ready_ids = {c.id for c in prepare_contenders(ctx, ids, results, None)}
+    cases = [x for x in cases if x[0] in ready_ids]
+    progress = Progress(len(cases), dur + 3)
+    log(f"== sleep: {len(cases)} cases, {dur} s each")
+    out = results.setdefault("sleep", [])
+    db = Database(ctx, "small")
+    try:
+        for cid, extra, path, n, label in cases:
+            c = table[cid]
+            try:
+                proc, port, _ = start_ready(ctx, c, "small", db, extra)
+            except Exception as e:  # noqa: BLE001
+                add_skip(results, label, f"did not start: {e}")
+                progress.done += 1
+                continue
+            try:
+                rep = run_wrk(ctx, port, path, n, dur, 10, f"sleep-{cid}-{n}c-{len(out)}", sids=[proc.pid])
+                row = {"case": label, "contender": cid, "path": path, "connections": n}
+                row.update({k: rep[k] for k in ("requests", "rps_ok", "latency_ms", "errors", "non2xx", "raw")})
+                out.append(row)
+                progress.line(f"sleep {label}, {n} conn: {rep['requests']} requests, {rep['rps_ok']:.2f} ok req/s, "
+                              f"p50 {rep['latency_ms']['p50']} ms")
+            except RuntimeError as e:
+                add_skip(results, label, str(e))
+                progress.done += 1
+            finally:
+                procs.stop(proc)
+            report.save(ctx.out, results)
+    finally:
+        db.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# idle: memory per idle keep-alive connection
+
+
+def cmd_idle(ctx, results):
+    a = ctx.args
+    ids = [cid for cid in a.contenders if cid != "coroserve-json"] if not a.idle_contenders else a.idle_contenders
+    ready = prepare_contenders(ctx, ids, results, None)
+    progress = Progress(len(ready), 20)
+    log(f"== idle: {a.idle_connections} idle keep-alive connections per contender (doc small)")
+    out = results.setdefault("idle", [])
+    db = Database(ctx, "small")
+    client = os.path.join(ROOT, "bench/clients/idle_hold.py")
+    try:
+        for c in ready:
+            try:
+                proc, port, _ = start_ready(ctx, c, "small", db)
+            except Exception as e:  # noqa: BLE001
+                add_skip(results, c.id, f"idle: did not start: {e}")
+                progress.done += 1
+                continue
+            holder = None
+            try:
+                # Warm the server first so lazy allocations (DB pool, caches) are not counted.
+                run_wrk(ctx, port, c.endpoint, 100, 1, a.wrk_timeout, f"warmup-idle-{c.id}")
+                time.sleep(1)
+                rss0, _ = procs.tree_usage(proc.pid)
+                cmd = [PYTHON, client, "--port", str(port), "--path", c.endpoint,
+                       "--connections", str(a.idle_connections), "--hold", "8"]
+                holder = procs.start(ctx.name("idle-holder", c.id), cmd, ctx.log_dir, cpus=ctx.load_cpus)
+                held = json.loads(holder.first_line(120))
+                time.sleep(1.5)
+                rss1 = max(procs.tree_usage(proc.pid)[0] for _ in range(3) if time.sleep(0.2) is None)
+                holder.popen.wait(30)
+                lines = open(holder.stdout_path).read().strip().splitlines()
+                final = json.loads(lines[-1]) if len(lines) > 1 else held
+                alive = final.get("alive", held.get("open"))
+                row = {"contender": c.id, "connections_requested": a.idle_connections,
+                       "connections_answered": held.get("answered"), "connections_open_at_sample": held.get("open"),
+                       "connections_alive_at_end": alive, "rss_before_kb": rss0, "rss_after_kb": rss1,
+                       "rss_growth_kb": rss1 - rss0,
+                       "server_alive": proc.alive()}
+                n_open = held.get("open") or 0
+                row["bytes_per_connection"] = round((rss1 - rss0) * 1024 / n_open) if n_open >= a.idle_connections / 2 else None
+                out.append(row)
+                progress.line(f"idle {c.id}: {n_open} open, alive at end {alive}, RSS {rss0} -> {rss1} KiB, "
+                              f"{row['bytes_per_connection']} B/connection")
+            except Exception as e:  # noqa: BLE001
+                add_skip(results, c.id, f"idle: {e}")
+                progress.done += 1
+            finally:
+                if holder:
+                    procs.stop(holder)
+                procs.stop(proc)
+            report.save(ctx.out, results)
+    finally:
+        db.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# openloop: fixed offered rate
+
+
+def cmd_openloop(ctx, results):
+    a = ctx.args
+    ids = a.openloop_contenders or [cid for cid in a.contenders]
+    ready = prepare_contenders(ctx, ids, results, None)
+    progress = Progress(len(ready) * len(a.rates), a.openloop_duration + 5)
+    log(f"== openloop: {len(ready)} contenders at {a.rates} req/s offered, {a.openloop_duration} s, doc small")
+    out = results.setdefault("openloop", [])
+    db = Database(ctx, "small")
+    client = os.path.join(ROOT, "bench/clients/openloop.py")
+    try:
+        for c in ready:
+            try:
+                proc, port, _ = start_ready(ctx, c, "small", db)
+            except Exception as e:  # noqa: BLE001
+                add_skip(results, c.id, f"openloop: did not start: {e}")
+                progress.done += len(a.rates)
+                continue
+            try:
+                run_wrk(ctx, port, c.endpoint, 50, 1, a.wrk_timeout, f"warmup-openloop-{c.id}")
+                for rate in a.rates:
+                    cmd = [PYTHON, client, "--port", str(port), "--path", c.endpoint, "--rate", str(rate),
+                           "--duration", str(a.openloop_duration), "--connections", str(a.openloop_connections)]
+                    p = procs.start(ctx.name("openloop", f"{c.id}-{rate}"), cmd, ctx.raw_dir, cpus=ctx.load_cpus)
+                    try:
+                        p.popen.wait(a.openloop_duration + 60)
+                    except subprocess.TimeoutExpired:
+                        pass
+                    procs.stop(p)
+                    try:
+                        res = json.loads(open(p.stdout_path).read().strip().splitlines()[-1])
+                    except (ValueError, IndexError):
+                        add_skip(results, c.id, f"openloop {rate}/s: client failed: {p.log_tail()}")
+                        progress.done += 1
+                        continue
+                    row = {"contender": c.id, "offered_rps": rate}
+                    row.update(res)
+                    out.append(row)
+                    lat = res.get("latency_ms", {})
+                    progress.line(f"openloop {c.id} {rate}/s: achieved {res.get('achieved_rps')}, "
+                                  f"p50 {lat.get('p50')} p99 {lat.get('p99')} p99.9 {lat.get('p999')} ms, "
+                                  f"errors {res.get('errors')}, client_lag_ms {res.get('client_max_lag_ms')}")
+            finally:
+                procs.stop(proc)
+            report.save(ctx.out, results)
+    finally:
+        db.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def git_rev():
+    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    rev = r.stdout.strip() or None
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                           capture_output=True, text=True).stdout.strip()
+    return f"{rev}+dirty" if rev and dirty else rev
+
+
+def machine_info(ctx):
+    info = {"hostname": platform.node(), "kernel": platform.release(), "cpus": ctx.cores,
+            "fd_limit": ctx.nofile, "somaxconn": ctx.somaxconn, "backlog": ctx.backlog}
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu_model"] = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), None)
+        with open("/proc/meminfo") as f:
+            info["mem_kb"] = int(f.readline().split()[1])
+        with open("/proc/loadavg") as f:
+            info["loadavg_at_start"] = f.read().split()[:3]
+    except OSError:
+        pass
+    for tool, cmd in {"wrk": ["wrk", "-v"], "nginx": ["nginx", "-v"], "node": ["node", "--version"],
+                      "go": ["go", "version"]}.items():
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            info[tool] = (r.stdout + r.stderr).strip().splitlines()[0][:80]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            info[tool] = None
+    return info
+
+
+def parse_args(argv):
+    ids = [c.id for c in cont.all_contenders()]
+    p = argparse.ArgumentParser(prog="bench/run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", nargs="?", default="matrix",
+                   choices=["matrix", "sweep", "sleep", "idle", "openloop", "all"])
+    p.add_argument("--full", action="store_true", help="the seed's 30 s runs (default: quick, ~15 min matrix)")
+    p.add_argument("--ci", action="store_true", help="short runs, 200/1000 connections, coroserve + nginx + /json")
+    p.add_argument("--contenders", type=lambda s: s.split(","), help=f"comma list of {','.join(ids)}")
+    p.add_argument("--docs", type=lambda s: s.split(","), default=None, help="small,big")
+    p.add_argument("--connections", type=lambda s: [int(x) for x in s.split(",")], default=None,
+                   help="default 200,1000,5000")
+    p.add_argument("--duration", type=int, help="seconds per wrk run")
+    p.add_argument("--warmup", type=int, help="seconds of wrk warm-up per point (discarded)")
+    p.add_argument("--reps", type=int, help="repetitions per point (median reported)")
+    p.add_argument("--wrk-timeout", type=int, default=2, help="wrk --timeout, seconds (wrk's default, the seed's)")
+    p.add_argument("--pause", type=float, default=0.5, help="seconds between runs")
+    p.add_argument("--mongo-uri", help="an external MongoDB instead of the stand-in (seeded with mongo-seed)")
+    p.add_argument("--standin", help="stand-in binary (default build/release/bin/mongo-standin)")
+    p.add_argument("--standin-threads", type=int, help="the stand-in's --threads")
+    p.add_argument("--pinning", choices=sorted(LAYOUTS), default="split", help="CPU placement (README)")
+    p.add_argument("--coroserve-flag", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a coroserve flag, e.g. --coroserve-flag=--workers=16")
+    p.add_argument("--out", help="results directory (default bench/results/<timestamp>)")
+    p.add_argument("--no-build", action="store_true", help="skip install-deps and the build")
+    p.add_argument("--no-driver-load", action="store_true", help="skip the stand-in's driver-only find rate")
+    p.add_argument("--latencies", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 10])
+    p.add_argument("--sweep-workers", type=lambda s: [int(x) for x in s.split(",")], default=[2, 8, 32, 128])
+    p.add_argument("--sweep-peers", type=lambda s: s.split(","),
+                   default=["tornado-motor", "node-express", "go-nethttp", "flask-gunicorn-gevent"])
+    p.add_argument("--sweep-connections", type=int, default=200)
+    p.add_argument("--sleep-duration", type=int, default=5)
+    p.add_argument("--idle-connections", type=int, default=10000)
+    p.add_argument("--idle-contenders", type=lambda s: s.split(","))
+    p.add_argument("--rates", type=lambda s: [int(x) for x in s.split(",")], default=[500, 2000])
+    p.add_argument("--openloop-duration", type=int, default=10)
+    p.add_argument("--openloop-connections", type=int, default=64)
+    p.add_argument("--openloop-contenders", type=lambda s: s.split(","))
+    a = p.parse_args(argv)
+    preset = FULL if a.full else (CI if a.ci else QUICK)
+    a.duration = a.duration or preset["duration"]
+    a.warmup = a.warmup if a.warmup is not None else preset["warmup"]
+    a.reps = a.reps or preset["reps"]
+    a.connections = a.connections or preset.get("connections", [200, 1000, 5000])
+    a.contenders = a.contenders or preset.get("contenders", ids)
+    a.docs = a.docs or ["small", "big"]
+    for cid in a.contenders:
+        if cid not in ids:
+            p.error(f"unknown contender {cid!r} (known: {', '.join(ids)})")
+    for d in a.docs:
+        if d not in DOCS:
+            p.error(f"unknown doc {d!r} (small, big)")
+    for n in a.connections:
+        if not 1 <= n <= 10000:
+            p.error("connections must be within 1..10000 (fd limit 20000 is shared by both ends' sockets)")
+    if not 1 <= a.duration <= 600 or not 1 <= a.reps <= 20:
+        p.error("--duration must be 1..600 s and --reps 1..20")
+    return a
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    procs.install_cleanup()
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    out = os.path.abspath(args.out or os.path.join(ROOT, "bench/results", stamp))
+    os.makedirs(out, exist_ok=True)
+    t0 = time.monotonic()
+    built = install_and_build(args)
+    ctx = Ctx(args, out)
+    if not shutil.which("wrk"):
+        log("error: wrk is not installed")
+        return 2
+    results = {
+        "meta": {
+            "timestamp": stamp, "git_rev": git_rev(), "machine": machine_info(ctx),
+            "duration_s": args.duration, "warmup_s": args.warmup, "reps": args.reps,
+            "connections": args.connections, "docs": args.docs, "command": args.command,
+            "pinning": f"{args.pinning}: server+stand-in on CPU {ctx.server_cpus or 'any'}, "
+                       f"wrk/clients on CPU {ctx.load_cpus or 'any'}",
+            "wrk_timeout_s": args.wrk_timeout, "coroserve_flags": dict(cont.COROSERVE_BEST, **ctx.coroserve_flags),
+            "database": args.mongo_uri and "external MongoDB" or "mongo-standin",
+            "build": {k: v for k, v in built.items() if v}, "doc_bytes": {k: len(v) for k, v in ctx.doc_json.items()},
+            "argv": sys.argv[1:] if argv is None else argv,
+        },
+        "standin_driver_find_rate": None,
+        "runs": [],
+        "skipped": [],
+    }
+    log(f"== results in {out}")
+    if not args.no_driver_load and not args.mongo_uri and os.access(ctx.standin, os.X_OK):
+        rate, detail = driver_find_rate(ctx)
+        results["standin_driver_find_rate"] = rate
+        results["meta"]["driver_load"] = detail
+        log(f"== stand-in driver-only find rate: {rate} ops/s ({detail})")
+    steps = {"matrix": [cmd_matrix], "sweep": [cmd_sweep], "sleep": [cmd_sleep], "idle": [cmd_idle],
+             "openloop": [cmd_openloop], "all": [cmd_matrix, cmd_sweep, cmd_sleep, cmd_idle, cmd_openloop]}
+    try:
+        for step in steps[args.command]:
+            step(ctx, results)
+    finally:
+        results["meta"]["elapsed_s"] = round(time.monotonic() - t0, 1)
+        report.save(ctx.out, results, charts=True)
+        procs.stop_all()
+    log(f"== done in {fmt_s(time.monotonic() - t0)}: {out}/results.md")
+    return 0
