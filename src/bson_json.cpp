@@ -1,0 +1,560 @@
+// BSON to compact relaxed extended JSON, written straight from the BSON bytes into the
+// caller's buffer. The rules (number formats, escapes, dates, regex options, the depth cap)
+// were read off libbson 1.23's output; tests/unit/bson_json_test.cpp checks them against it.
+#include "bson_json.hpp"
+
+#include <array>
+#include <charconv>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+namespace coroserve {
+namespace {
+
+// libbson prints a document or array nested deeper than this as "{ ... }" (not JSON).
+constexpr int max_depth = 200;
+// libbson restarts its depth count inside a code-with-scope scope; this bounds our
+// recursion (and stack) whatever the input.
+constexpr int max_recursion = 1000;
+
+[[noreturn]] void corrupt(const char* what) {
+    throw bson_json_error(std::string("corrupt BSON: ") + what);
+}
+
+// Little-endian loads that compile to one mov on x86 and stay correct elsewhere.
+std::uint32_t load_u32(const std::uint8_t* p) {
+    return std::uint32_t{p[0]} | std::uint32_t{p[1]} << 8 | std::uint32_t{p[2]} << 16 |
+           std::uint32_t{p[3]} << 24;
+}
+std::int32_t load_i32(const std::uint8_t* p) {
+    return static_cast<std::int32_t>(load_u32(p));
+}
+std::uint64_t load_u64(const std::uint8_t* p) {
+    return std::uint64_t{load_u32(p)} | std::uint64_t{load_u32(p + 4)} << 32;
+}
+std::int64_t load_i64(const std::uint8_t* p) {
+    return static_cast<std::int64_t>(load_u64(p));
+}
+
+// Byte classes for string escaping: 0 copies as is, 1 needs an escape, 2..4 starts a UTF-8
+// sequence of that length, 5 can never appear in UTF-8.
+constexpr std::array<std::uint8_t, 256> make_byte_class() {
+    std::array<std::uint8_t, 256> c{};
+    for (int i = 0; i < 0x20; ++i) c[i] = 1;
+    c['"'] = 1;
+    c['\\'] = 1;
+    for (int i = 0x80; i < 0xC2; ++i) c[i] = 5;  // continuation bytes and overlong C0/C1
+    for (int i = 0xC2; i < 0xE0; ++i) c[i] = 2;
+    for (int i = 0xE0; i < 0xF0; ++i) c[i] = 3;
+    for (int i = 0xF0; i < 0xF5; ++i) c[i] = 4;
+    for (int i = 0xF5; i < 0x100; ++i) c[i] = 5;
+    return c;
+}
+constexpr auto byte_class = make_byte_class();
+
+constexpr char hex_digits[] = "0123456789abcdef";
+
+bool is_cont(std::uint8_t b) {
+    return (b & 0xC0) == 0x80;
+}
+
+// Length of the valid UTF-8 sequence at s (lead byte of class 2..4), or 0 if invalid.
+// Rejects overlong forms, surrogates and code points above U+10FFFF, as libbson does.
+std::size_t utf8_sequence(const std::uint8_t* s, const std::uint8_t* end, std::uint8_t cls) {
+    if (static_cast<std::size_t>(end - s) < cls) return 0;
+    const std::uint8_t b0 = s[0], b1 = s[1];
+    if (!is_cont(b1)) return 0;
+    if (cls == 2) return 2;
+    if (!is_cont(s[2])) return 0;
+    if (cls == 3) {
+        if (b0 == 0xE0 && b1 < 0xA0) return 0;   // overlong
+        if (b0 == 0xED && b1 >= 0xA0) return 0;  // UTF-16 surrogates
+        return 3;
+    }
+    if (!is_cont(s[3])) return 0;
+    if (b0 == 0xF0 && b1 < 0x90) return 0;   // overlong
+    if (b0 == 0xF4 && b1 >= 0x90) return 0;  // above U+10FFFF
+    return 4;
+}
+
+bool ascii(const std::uint8_t* s, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+        if (s[i] >= 0x80) return false;
+    }
+    return true;
+}
+
+bool valid_utf8(const std::uint8_t* s, std::size_t n) {
+    const std::uint8_t* end = s + n;
+    while (s < end) {
+        const std::uint8_t cls = byte_class[*s];
+        if (cls < 2) {
+            ++s;
+            continue;
+        }
+        const std::size_t len = cls == 5 ? 0 : utf8_sequence(s, end, cls);
+        if (len == 0) return false;
+        s += len;
+    }
+    return true;
+}
+
+class writer {
+  public:
+    explicit writer(std::string& out) : out_(out) {}
+
+    void document(const std::uint8_t* doc, std::uint32_t len, bool is_array, int depth,
+                  int recursion);
+
+    // libbson prints a top-level document, and a code-with-scope scope (printed as one),
+    // as "{ }" when its first type byte is NUL (bson_empty()), whatever follows.
+    void scope_document(const std::uint8_t* doc, std::uint32_t len, int recursion) {
+        if (doc[4] == 0) return put("{}");
+        document(doc, len, false, 0, recursion);
+    }
+
+  private:
+    void put(char c) { out_.push_back(c); }
+    void put(std::string_view s) { out_.append(s); }
+    void string(const std::uint8_t* s, std::size_t n);
+    void quoted(const std::uint8_t* s, std::size_t n) {
+        put('"');
+        string(s, n);
+        put('"');
+    }
+    template <class Int>
+    void integer(Int v) {
+        char buf[24];
+        auto r = std::to_chars(buf, buf + sizeof buf, v);
+        out_.append(buf, r.ptr);
+    }
+    void number_double(double v);
+    void oid(const std::uint8_t* p);
+    void binary(const std::uint8_t* data, std::size_t n, std::uint8_t subtype);
+    void date(std::int64_t ms);
+    void regex_options(const std::uint8_t* s, std::size_t n);
+
+    std::string& out_;
+};
+
+void writer::string(const std::uint8_t* s, std::size_t n) {
+    const std::uint8_t* end = s + n;
+    while (s < end) {
+        const std::uint8_t* run = s;
+        while (s < end && byte_class[*s] == 0) ++s;
+        out_.append(reinterpret_cast<const char*>(run), static_cast<std::size_t>(s - run));
+        if (s == end) break;
+        const std::uint8_t cls = byte_class[*s];
+        if (cls == 1) {
+            const std::uint8_t c = *s++;
+            switch (c) {
+                case '"':
+                    put("\\\"");
+                    break;
+                case '\\':
+                    put("\\\\");
+                    break;
+                case '\b':
+                    put("\\b");
+                    break;
+                case '\f':
+                    put("\\f");
+                    break;
+                case '\n':
+                    put("\\n");
+                    break;
+                case '\r':
+                    put("\\r");
+                    break;
+                case '\t':
+                    put("\\t");
+                    break;
+                default: {
+                    const char esc[6] = {
+                        '\\', 'u', '0', '0', hex_digits[c >> 4], hex_digits[c & 15]};
+                    out_.append(esc, sizeof esc);
+                }
+            }
+            continue;
+        }
+        const std::size_t len = cls == 5 ? 0 : utf8_sequence(s, end, cls);
+        if (len == 0) throw bson_json_error("string is not valid UTF-8");
+        out_.append(reinterpret_cast<const char*>(s), len);
+        s += len;
+    }
+}
+
+void writer::number_double(double v) {
+    if (v != v) return put(R"({"$numberDouble":"NaN"})");
+    if (v * 0 != 0) {
+        return put(v > 0 ? R"({"$numberDouble":"Infinity"})" : R"({"$numberDouble":"-Infinity"})");
+    }
+    // Same digits as libbson's "%.20g" (std::to_chars with a precision is specified as
+    // printf's %.*g, and is several times faster), then ".0" when that reads as an integer.
+    char buf[40];
+    auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general, 20);
+    bool integral = true;
+    for (const char* p = buf; p != r.ptr; ++p) {
+        if (!((*p >= '0' && *p <= '9') || *p == '-')) {
+            integral = false;
+            break;
+        }
+    }
+    out_.append(buf, r.ptr);
+    if (integral) put(".0");
+}
+
+void writer::oid(const std::uint8_t* p) {
+    char buf[24];
+    for (int i = 0; i < 12; ++i) {
+        buf[2 * i] = hex_digits[p[i] >> 4];
+        buf[2 * i + 1] = hex_digits[p[i] & 15];
+    }
+    put(R"({"$oid":")");
+    out_.append(buf, sizeof buf);
+    put(R"("})");
+}
+
+void writer::binary(const std::uint8_t* data, std::size_t n, std::uint8_t subtype) {
+    static constexpr char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    put(R"({"$binary":{"base64":")");
+    const std::size_t start = out_.size();
+    out_.resize(start + (n + 2) / 3 * 4);
+    char* o = out_.data() + start;
+    std::size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        const std::uint32_t w = std::uint32_t{data[i]} << 16 | std::uint32_t{data[i + 1]} << 8 |
+                                std::uint32_t{data[i + 2]};
+        *o++ = b64[w >> 18];
+        *o++ = b64[(w >> 12) & 63];
+        *o++ = b64[(w >> 6) & 63];
+        *o++ = b64[w & 63];
+    }
+    if (i < n) {
+        const bool two = i + 1 < n;
+        const std::uint32_t w =
+            std::uint32_t{data[i]} << 16 | (two ? std::uint32_t{data[i + 1]} << 8 : 0);
+        *o++ = b64[w >> 18];
+        *o++ = b64[(w >> 12) & 63];
+        *o++ = two ? b64[(w >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    put(R"(","subType":")");
+    put(hex_digits[subtype >> 4]);
+    put(hex_digits[subtype & 15]);
+    put(R"("}})");
+}
+
+// libbson prints every non-negative date as ISO-8601 UTC (years past 9999 get more digits),
+// milliseconds only when non-zero; negative dates as {"$numberLong": "..."}.
+void writer::date(std::int64_t ms) {
+    if (ms < 0) {
+        put(R"({"$date":{"$numberLong":")");
+        integer(ms);
+        return put(R"("}})");
+    }
+    const std::int64_t secs = ms / 1000;
+    const int millis = static_cast<int>(ms % 1000);
+    const std::int64_t days = secs / 86400;
+    const int sod = static_cast<int>(secs % 86400);
+    // Civil date from a day count, with years starting on 1 March so that the leap day
+    // comes last; an era is the 400-year Gregorian cycle of 146097 days.
+    const std::int64_t z = days + 719468;
+    const std::int64_t era = z / 146097;
+    const std::int64_t doe = z - era * 146097;
+    const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    const std::int64_t mp = (5 * doy + 2) / 153;
+    const int day = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
+    const int month = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
+    const std::int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+
+    put(R"({"$date":")");
+    integer(year);  // always >= 1970 here, so four digits at least
+    char buf[24];
+    auto two = [](char* p, int v) {
+        p[0] = static_cast<char>('0' + v / 10);
+        p[1] = static_cast<char>('0' + v % 10);
+    };
+    buf[0] = '-';
+    two(buf + 1, month);
+    buf[3] = '-';
+    two(buf + 4, day);
+    buf[6] = 'T';
+    two(buf + 7, sod / 3600);
+    buf[9] = ':';
+    two(buf + 10, sod / 60 % 60);
+    buf[12] = ':';
+    two(buf + 13, sod % 60);
+    std::size_t n = 15;
+    if (millis != 0) {
+        buf[n++] = '.';
+        buf[n++] = static_cast<char>('0' + millis / 100);
+        two(buf + n, millis % 100);
+        n += 2;
+    }
+    buf[n++] = 'Z';
+    out_.append(buf, n);
+    put(R"("})");
+}
+
+// libbson keeps only the flags it knows, once each, in alphabetical order.
+void writer::regex_options(const std::uint8_t* s, std::size_t n) {
+    static constexpr std::string_view known = "ilmsux";
+    bool seen[known.size()] = {};
+    for (std::size_t i = 0; i < n; ++i) {
+        if (const auto k = known.find(static_cast<char>(s[i])); k != known.npos) seen[k] = true;
+    }
+    for (std::size_t k = 0; k < known.size(); ++k) {
+        if (seen[k]) put(known[k]);
+    }
+}
+
+// Checked reads of one element's value; `p` is where the value starts, `end` is the
+// enclosing document's terminating NUL.
+struct span {
+    const std::uint8_t* p;
+    std::size_t n;
+};
+
+// A BSON string: int32 length (including the NUL), bytes, NUL.
+// libbson does not check the NUL of the code in a code-with-scope (`check_nul`).
+span read_string(const std::uint8_t* p, const std::uint8_t* end, bool check_nul = true) {
+    if (end - p < 4) corrupt("truncated string length");
+    const std::int32_t len = load_i32(p);
+    if (len < 1 || len > end - p - 4) corrupt("bad string length");
+    if (check_nul && p[4 + len - 1] != 0) corrupt("string not NUL-terminated");
+    return {p + 4, static_cast<std::size_t>(len - 1)};
+}
+
+span read_cstring(const std::uint8_t* p, const std::uint8_t* end) {
+    const void* nul = std::memchr(p, 0, static_cast<std::size_t>(end - p));
+    if (nul == nullptr) corrupt("unterminated cstring");
+    return {p, static_cast<std::size_t>(static_cast<const std::uint8_t*>(nul) - p)};
+}
+
+// An embedded document: int32 length (whole document), elements, NUL.
+std::uint32_t read_document_length(const std::uint8_t* p, const std::uint8_t* end) {
+    if (end - p < 5) corrupt("truncated document");
+    const std::int32_t len = load_i32(p);
+    if (len < 5 || len > end - p) corrupt("bad document length");
+    if (p[len - 1] != 0) corrupt("document not NUL-terminated");
+    return static_cast<std::uint32_t>(len);
+}
+
+void writer::document(const std::uint8_t* doc, std::uint32_t len, bool is_array, int depth,
+                      int recursion) {
+    if (recursion > max_recursion) corrupt("nesting too deep");
+    if (depth > max_depth) return put("{...}");
+    const std::uint8_t* p = doc + 4;
+    const std::uint8_t* const end = doc + len - 1;  // the terminating NUL
+    put(is_array ? '[' : '{');
+    bool first = true;
+    while (p < end) {
+        const std::uint8_t type = *p++;
+        const span key = read_cstring(p, end);
+        p += key.n + 1;
+        if (!first) put(',');
+        first = false;
+        if (!is_array) {
+            quoted(key.p, key.n);
+            put(':');
+        } else if (!ascii(key.p, key.n) && !valid_utf8(key.p, key.n)) {
+            // Array keys are not printed, but libbson still refuses invalid UTF-8 in them.
+            throw bson_json_error("array key is not valid UTF-8");
+        }
+        auto need = [&](std::ptrdiff_t n) {
+            if (end - p < n) corrupt("truncated value");
+        };
+        switch (type) {
+            case BSON_TYPE_DOUBLE: {
+                need(8);
+                const std::uint64_t bits = load_u64(p);
+                double v;
+                std::memcpy(&v, &bits, sizeof v);
+                number_double(v);
+                p += 8;
+                break;
+            }
+            case BSON_TYPE_UTF8: {
+                const span s = read_string(p, end);
+                quoted(s.p, s.n);
+                p = s.p + s.n + 1;
+                break;
+            }
+            case BSON_TYPE_DOCUMENT:
+            case BSON_TYPE_ARRAY: {
+                const std::uint32_t n = read_document_length(p, end);
+                document(p, n, type == BSON_TYPE_ARRAY, depth + 1, recursion + 1);
+                p += n;
+                break;
+            }
+            case BSON_TYPE_BINARY: {
+                need(5);
+                const std::int32_t n = load_i32(p);
+                if (n < 0 || n > end - p - 5) corrupt("bad binary length");
+                const std::uint8_t subtype = p[4];
+                const std::uint8_t* data = p + 5;
+                std::size_t data_len = static_cast<std::size_t>(n);
+                if (subtype == BSON_SUBTYPE_BINARY_DEPRECATED) {
+                    // The old binary subtype repeats the length inside the payload.
+                    if (n < 4 || load_i32(data) != n - 4) corrupt("bad old binary length");
+                    data += 4;
+                    data_len -= 4;
+                }
+                binary(data, data_len, subtype);
+                p += 5 + n;
+                break;
+            }
+            case BSON_TYPE_UNDEFINED:
+                put(R"({"$undefined":true})");
+                break;
+            case BSON_TYPE_OID:
+                need(12);
+                oid(p);
+                p += 12;
+                break;
+            case BSON_TYPE_BOOL:
+                need(1);
+                if (*p > 1) corrupt("bool neither 0 nor 1");
+                put(*p != 0 ? std::string_view("true") : std::string_view("false"));
+                p += 1;
+                break;
+            case BSON_TYPE_DATE_TIME:
+                need(8);
+                date(load_i64(p));
+                p += 8;
+                break;
+            case BSON_TYPE_NULL:
+                put("null");
+                break;
+            case BSON_TYPE_REGEX: {
+                const span pattern = read_cstring(p, end);
+                const span options = read_cstring(pattern.p + pattern.n + 1, end);
+                put(R"({"$regularExpression":{"pattern":)");
+                quoted(pattern.p, pattern.n);
+                put(R"(,"options":")");
+                regex_options(options.p, options.n);
+                put(R"("}})");
+                p = options.p + options.n + 1;
+                break;
+            }
+            case BSON_TYPE_DBPOINTER: {
+                const span coll = read_string(p, end);
+                p = coll.p + coll.n + 1;
+                need(12);
+                put(R"({"$dbPointer":{"$ref":)");
+                // libbson checks the whole collection name is UTF-8 but prints it as a C
+                // string: up to its first NUL.
+                const auto* nul = static_cast<const std::uint8_t*>(std::memchr(coll.p, 0, coll.n));
+                const std::size_t shown =
+                    nul != nullptr ? static_cast<std::size_t>(nul - coll.p) : coll.n;
+                if (!valid_utf8(coll.p + shown, coll.n - shown)) {
+                    throw bson_json_error("string is not valid UTF-8");
+                }
+                quoted(coll.p, shown);
+                put(R"(,"$id":)");
+                oid(p);
+                put("}}");
+                p += 12;
+                break;
+            }
+            case BSON_TYPE_CODE:
+            case BSON_TYPE_SYMBOL: {
+                const span s = read_string(p, end);
+                put(type == BSON_TYPE_CODE ? R"({"$code":)" : R"({"$symbol":)");
+                quoted(s.p, s.n);
+                put('}');
+                p = s.p + s.n + 1;
+                break;
+            }
+            case BSON_TYPE_CODEWSCOPE: {
+                // int32 total length, string, document; the parts must fill it exactly.
+                need(4);
+                const std::int32_t total = load_i32(p);
+                if (total < 14 || total > end - p) corrupt("bad code-with-scope length");
+                const std::uint8_t* const cws_end = p + total;
+                const span code = read_string(p + 4, cws_end, false);
+                const std::uint8_t* scope = code.p + code.n + 1;
+                const std::uint32_t n = read_document_length(scope, cws_end);
+                if (scope + n != cws_end) corrupt("bad code-with-scope length");
+                put(R"({"$code":)");
+                quoted(code.p, code.n);
+                put(R"(,"$scope":)");
+                scope_document(scope, n, recursion + 1);
+                put('}');
+                p = cws_end;
+                break;
+            }
+            case BSON_TYPE_INT32:
+                need(4);
+                integer(load_i32(p));
+                p += 4;
+                break;
+            case BSON_TYPE_TIMESTAMP:
+                // Stored as increment then seconds, printed seconds first.
+                need(8);
+                put(R"({"$timestamp":{"t":)");
+                integer(load_u32(p + 4));
+                put(R"(,"i":)");
+                integer(load_u32(p));
+                put("}}");
+                p += 8;
+                break;
+            case BSON_TYPE_INT64:
+                need(8);
+                integer(load_i64(p));
+                p += 8;
+                break;
+            case BSON_TYPE_DECIMAL128: {
+                // Rare enough to leave the formatting to libbson.
+                need(16);
+                bson_decimal128_t dec;
+                dec.low = load_u64(p);
+                dec.high = load_u64(p + 8);
+                char buf[BSON_DECIMAL128_STRING];
+                bson_decimal128_to_string(&dec, buf);
+                put(R"({"$numberDecimal":")");
+                put(buf);
+                put(R"("})");
+                p += 16;
+                break;
+            }
+            case BSON_TYPE_MINKEY:
+                put(R"({"$minKey":1})");
+                break;
+            case BSON_TYPE_MAXKEY:
+                put(R"({"$maxKey":1})");
+                break;
+            default:
+                corrupt("unknown element type");
+        }
+    }
+    put(is_array ? ']' : '}');
+}
+
+}  // namespace
+
+void append_relaxed_json(std::string& out, const bson_t& doc) {
+    const std::uint8_t* data = bson_get_data(&doc);
+    const std::uint32_t len = doc.len;
+    if (len < 5 || load_u32(data) != len || data[len - 1] != 0) corrupt("bad document header");
+    const std::size_t mark = out.size();
+    try {
+        writer(out).scope_document(data, len, 0);
+    } catch (...) {
+        out.resize(mark);
+        throw;
+    }
+}
+
+std::string to_relaxed_json(const bson_t& doc) {
+    std::string out;
+    out.reserve(doc.len + doc.len / 4);
+    append_relaxed_json(out, doc);
+    return out;
+}
+
+}  // namespace coroserve
