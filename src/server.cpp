@@ -293,11 +293,13 @@ asio::awaitable<void> session(tcp::socket socket, shared_state& s) {
 
 // Over the connection limit: a short 503 instead of a silent stall, then close.
 void refuse(tcp::socket socket) {
-    static constexpr std::string_view answer =
-        "HTTP/1.1 503 Service Unavailable\r\nServer: coroserve\r\nContent-Type: "
-        "application/json\r\n"
-        "Content-Length: 54\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+    static constexpr std::string_view body =
         R"({"error":"too many connections, retry later","status":503})";
+    static const std::string answer =
+        "HTTP/1.1 503 Service Unavailable\r\nServer: coroserve\r\nContent-Type: "
+        "application/json\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" +
+        std::string{body};
     beast::error_code ignored;
     socket.non_blocking(true, ignored);
     socket.write_some(asio::buffer(answer), ignored);  // a fresh socket's send buffer takes it
