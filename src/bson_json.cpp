@@ -3,6 +3,7 @@
 // were read off libbson 1.23's output; tests/unit/bson_json_test.cpp checks them against it.
 #include "bson_json.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdint>
@@ -102,7 +103,15 @@ bool valid_utf8(const std::uint8_t* s, std::size_t n) {
 
 class writer {
   public:
-    explicit writer(std::string& out) : out_(out) {}
+    // Writes through a raw pointer into `out` grown ahead (std::string::push_back reloads
+    // size and capacity at every call); finish() trims it to what was written.
+    explicit writer(std::string& out, std::size_t expected) : out_(out) {
+        const std::size_t used = out_.size();
+        out_.resize(used + expected);
+        p_ = out_.data() + used;
+        end_ = out_.data() + out_.size();
+    }
+    void finish() { out_.resize(static_cast<std::size_t>(p_ - out_.data())); }
 
     void document(const std::uint8_t* doc, std::uint32_t len, bool is_array, int depth,
                   int recursion);
@@ -115,8 +124,22 @@ class writer {
     }
 
   private:
-    void put(char c) { out_.push_back(c); }
-    void put(std::string_view s) { out_.append(s); }
+    // Room for n more bytes; returns where they go and moves past them.
+    char* grab(std::size_t n) {
+        if (static_cast<std::size_t>(end_ - p_) < n) grow(n);
+        char* at = p_;
+        p_ += n;
+        return at;
+    }
+    void grow(std::size_t n) {
+        const std::size_t used = static_cast<std::size_t>(p_ - out_.data());
+        out_.resize(std::max(used + n, out_.size() * 2));
+        p_ = out_.data() + used;
+        end_ = out_.data() + out_.size();
+    }
+    void append(const void* s, std::size_t n) { std::memcpy(grab(n), s, n); }
+    void put(char c) { *grab(1) = c; }
+    void put(std::string_view s) { append(s.data(), s.size()); }
     void string(const std::uint8_t* s, std::size_t n);
     void quoted(const std::uint8_t* s, std::size_t n) {
         put('"');
@@ -127,7 +150,7 @@ class writer {
     void integer(Int v) {
         char buf[24];
         auto r = std::to_chars(buf, buf + sizeof buf, v);
-        out_.append(buf, r.ptr);
+        append(buf, static_cast<std::size_t>(r.ptr - buf));
     }
     void number_double(double v);
     void oid(const std::uint8_t* p);
@@ -136,53 +159,75 @@ class writer {
     void regex_options(const std::uint8_t* s, std::size_t n);
 
     std::string& out_;
+    char* p_;
+    char* end_;
 };
 
+// First byte at or after s that is not printable ASCII to copy as is (quote, backslash,
+// control character or non-ASCII), or end. Eight bytes at a time while they are all plain:
+// a byte b < 0x80 sets its high bit in b - 0x20 only if b < 0x20, and in (b ^ c) - 1 only
+// if b == c; borrows can only flag bytes after a flagged one, which the byte loop sorts out.
+const std::uint8_t* skip_plain(const std::uint8_t* s, const std::uint8_t* end) {
+    constexpr std::uint64_t ones = 0x0101010101010101, highs = 0x8080808080808080;
+    while (end - s >= 8) {
+        std::uint64_t w;
+        std::memcpy(&w, s, sizeof w);
+        const std::uint64_t flagged =
+            ((w - 0x20 * ones) | ((w ^ ('"' * ones)) - ones) | ((w ^ ('\\' * ones)) - ones) | w) &
+            highs;
+        if (flagged != 0) break;
+        s += 8;
+    }
+    while (s < end && byte_class[*s] == 0) ++s;
+    return s;
+}
+
 void writer::string(const std::uint8_t* s, std::size_t n) {
-    const std::uint8_t* end = s + n;
-    while (s < end) {
-        const std::uint8_t* run = s;
-        while (s < end && byte_class[*s] == 0) ++s;
-        out_.append(reinterpret_cast<const char*>(run), static_cast<std::size_t>(s - run));
+    const std::uint8_t* const end = s + n;
+    const std::uint8_t* run = s;  // not yet copied
+    for (;;) {
+        s = skip_plain(s, end);
         if (s == end) break;
         const std::uint8_t cls = byte_class[*s];
-        if (cls == 1) {
-            const std::uint8_t c = *s++;
-            switch (c) {
-                case '"':
-                    put("\\\"");
-                    break;
-                case '\\':
-                    put("\\\\");
-                    break;
-                case '\b':
-                    put("\\b");
-                    break;
-                case '\f':
-                    put("\\f");
-                    break;
-                case '\n':
-                    put("\\n");
-                    break;
-                case '\r':
-                    put("\\r");
-                    break;
-                case '\t':
-                    put("\\t");
-                    break;
-                default: {
-                    const char esc[6] = {
-                        '\\', 'u', '0', '0', hex_digits[c >> 4], hex_digits[c & 15]};
-                    out_.append(esc, sizeof esc);
-                }
-            }
+        if (cls != 1) {
+            // Valid UTF-8 is copied as is, as part of the run.
+            const std::size_t len = cls == 5 ? 0 : utf8_sequence(s, end, cls);
+            if (len == 0) throw bson_json_error("string is not valid UTF-8");
+            s += len;
             continue;
         }
-        const std::size_t len = cls == 5 ? 0 : utf8_sequence(s, end, cls);
-        if (len == 0) throw bson_json_error("string is not valid UTF-8");
-        out_.append(reinterpret_cast<const char*>(s), len);
-        s += len;
+        append(run, static_cast<std::size_t>(s - run));
+        const std::uint8_t c = *s++;
+        run = s;
+        switch (c) {
+            case '"':
+                put("\\\"");
+                break;
+            case '\\':
+                put("\\\\");
+                break;
+            case '\b':
+                put("\\b");
+                break;
+            case '\f':
+                put("\\f");
+                break;
+            case '\n':
+                put("\\n");
+                break;
+            case '\r':
+                put("\\r");
+                break;
+            case '\t':
+                put("\\t");
+                break;
+            default: {
+                const char esc[6] = {'\\', 'u', '0', '0', hex_digits[c >> 4], hex_digits[c & 15]};
+                append(esc, sizeof esc);
+            }
+        }
     }
+    append(run, static_cast<std::size_t>(end - run));
 }
 
 void writer::number_double(double v) {
@@ -201,7 +246,7 @@ void writer::number_double(double v) {
             break;
         }
     }
-    out_.append(buf, r.ptr);
+    append(buf, static_cast<std::size_t>(r.ptr - buf));
     if (integral) put(".0");
 }
 
@@ -212,7 +257,7 @@ void writer::oid(const std::uint8_t* p) {
         buf[2 * i + 1] = hex_digits[p[i] & 15];
     }
     put(R"({"$oid":")");
-    out_.append(buf, sizeof buf);
+    append(buf, sizeof buf);
     put(R"("})");
 }
 
@@ -220,9 +265,7 @@ void writer::binary(const std::uint8_t* data, std::size_t n, std::uint8_t subtyp
     static constexpr char b64[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     put(R"({"$binary":{"base64":")");
-    const std::size_t start = out_.size();
-    out_.resize(start + (n + 2) / 3 * 4);
-    char* o = out_.data() + start;
+    char* o = grab((n + 2) / 3 * 4);
     std::size_t i = 0;
     for (; i + 3 <= n; i += 3) {
         const std::uint32_t w = std::uint32_t{data[i]} << 16 | std::uint32_t{data[i + 1]} << 8 |
@@ -296,7 +339,7 @@ void writer::date(std::int64_t ms) {
         n += 2;
     }
     buf[n++] = 'Z';
-    out_.append(buf, n);
+    append(buf, n);
     put(R"("})");
 }
 
@@ -543,7 +586,10 @@ void append_relaxed_json(std::string& out, const bson_t& doc) {
     if (len < 5 || load_u32(data) != len || data[len - 1] != 0) corrupt("bad document header");
     const std::size_t mark = out.size();
     try {
-        writer(out).scope_document(data, len, 0);
+        // Compact JSON of typical documents is about as long as their BSON.
+        writer w(out, len + len / 2 + 64);
+        w.scope_document(data, len, 0);
+        w.finish();
     } catch (...) {
         out.resize(mark);
         throw;
