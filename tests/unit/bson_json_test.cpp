@@ -235,6 +235,43 @@ TEST_CASE("doubles: %.20g digits, .0 on integers, NaN and infinities wrapped", "
     }
 }
 
+TEST_CASE("doubles between 1 and 1e15 (the fast path) round as glibc's %.20g", "[unit]") {
+    std::mt19937_64 rng(8);
+    auto same_as_libbson = [](double v) {
+        auto d = make();
+        BSON_APPEND_DOUBLE(d.get(), "d", v);
+        INFO(v);
+        REQUIRE(to_relaxed_json(*d) == libbson_json(*d));
+    };
+    for (int i = 0; i < 20000; ++i) {
+        // Any mantissa at any scale in range; short decimals; near powers of ten.
+        same_as_libbson(
+            std::ldexp(static_cast<double>(rng() >> 11), -static_cast<int>(rng() % 53)));
+        same_as_libbson(-static_cast<double>(rng() % 100000000) /
+                        std::pow(10.0, static_cast<double>(rng() % 8)));
+        same_as_libbson(std::nextafter(std::pow(10.0, static_cast<double>(rng() % 16)),
+                                       (rng() & 1) != 0 ? 0.0 : 1e300));
+    }
+    // Exact ties at the 21st digit: d integer digits and 21 - d binary (so decimal) places
+    // ending in 5; glibc rounds them half to even.
+    for (int d = 1; d <= 15; ++d) {
+        const int places = 21 - d;
+        if (d + places > 21 || places > 52) continue;
+        for (int i = 0; i < 200; ++i) {
+            const double int_part = std::floor(std::pow(10.0, d - 1) * (1 + (rng() % 9)));
+            const double frac =
+                std::ldexp(static_cast<double>(rng() % (1u << std::min(places, 20)) | 1),
+                           -std::min(places, 20));
+            if (int_part + frac - int_part != frac) continue;  // not exact at this size
+            same_as_libbson(int_part + frac);
+        }
+    }
+    same_as_libbson(123456789012345.015625);  // ...01562|5: ties to even, down
+    same_as_libbson(123456789012345.046875);  // ...04687|5: up
+    same_as_libbson(999999999999999.9);
+    same_as_libbson(99999999999999.99);
+}
+
 TEST_CASE("int32 and int64 are plain numbers", "[unit]") {
     auto doc = make();
     BSON_APPEND_INT32(doc.get(), "a", 0);
