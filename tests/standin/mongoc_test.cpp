@@ -115,6 +115,7 @@ struct collection {
 // find_one: the first document matching `filter`, or nullptr; error filled on failure.
 bson_ptr find_one(client& cl, const char* db, const char* coll, const bson_t* filter,
                   bson_error_t* error) {
+    *error = bson_error_t{};  // libmongoc leaves it untouched when nothing fails
     collection c(cl, db, coll);
     auto opts = json(R"({"limit": 1})");
     mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(c.c, filter, opts.get(), nullptr);
