@@ -384,3 +384,38 @@ TEST_CASE("libmongoc: refused and dropped connections", "[mongo][mongoc][faults]
         REQUIRE(recovered);
     }
 }
+
+TEST_CASE("mongo-seed loads files; mongo-driver-load reads them back", "[mongo][mongoc][tools]") {
+    standin s;
+    const std::string data = standin::data_dir();
+    test_support::child_process seed({MONGO_SEED_EXE, "--uri", s.uri(),
+                                      "articles.articles=" + data + "/small_doc.json",
+                                      "articles.big=" + data + "/big_doc.json"});
+    auto st = seed.wait(30s);
+    REQUIRE(st);
+    REQUIRE(st->ok());
+    REQUIRE(seed.first_line().find("articles.articles: 1 document") == 0);
+    // Seeding twice drops first: still one document.
+    test_support::child_process again(
+        {MONGO_SEED_EXE, "--uri", s.uri(), "articles.articles=" + data + "/small_doc.json"});
+    REQUIRE(again.wait(30s).value().ok());
+
+    pool p(s.uri());
+    client cl(p);
+    bson_error_t error;
+    auto count_cmd = json(R"({"count": "articles"})");
+    bson_t reply;
+    REQUIRE(mongoc_client_command_simple(cl.get(), "articles", count_cmd.get(), nullptr, &reply,
+                                         &error));
+    bson_iter_t it;
+    REQUIRE(bson_iter_init_find(&it, &reply, "n"));
+    REQUIRE(bson_iter_as_int64(&it) == 1);
+    bson_destroy(&reply);
+
+    test_support::child_process load(
+        {DRIVER_LOAD_EXE, "--uri", s.uri(), "--threads", "2", "--seconds", "0.5"});
+    const std::string line = load.first_line(30s);
+    REQUIRE(load.wait(30s).value().ok());  // exit 1 on any error or empty answer
+    REQUIRE(line.find("\"errors\": 0") != std::string::npos);
+    REQUIRE(line.find("\"finds\": 0,") == std::string::npos);
+}
