@@ -1,8 +1,11 @@
 // fixture: starting the database and the server for one test, seeding through libmongoc.
 #include "fixture.hpp"
 
+#include <fcntl.h>
 #include <mongoc/mongoc.h>
+#include <sys/file.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <boost/json/parse.hpp>
 #include <catch2/catch.hpp>
@@ -50,9 +53,35 @@ bson_t* bson_from_json(const std::string& json, const std::string& what) {
     return doc;
 }
 
-// Drops db.coll (a missing collection is fine) and inserts `docs` (extended JSON) into it.
+// True when articles.coll holds exactly `docs` (BSON-equal, in natural order).
+bool holds_exactly(mongoc_collection_t* coll, const std::vector<std::string>& docs) {
+    bson_t empty = BSON_INITIALIZER;
+    mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(coll, &empty, nullptr, nullptr);
+    const bson_t* doc = nullptr;
+    std::size_t i = 0;
+    bool same = true;
+    while (same && mongoc_cursor_next(cursor, &doc)) {
+        if (i == docs.size()) {
+            same = false;
+            break;
+        }
+        bson_owner expected{bson_from_json(docs[i++], "expected")};
+        same = bson_equal(doc, expected.doc);
+    }
+    bson_error_t error;
+    if (mongoc_cursor_error(cursor, &error)) same = false;
+    mongoc_cursor_destroy(cursor);
+    return same && i == docs.size();
+}
+
+// Makes articles.coll hold exactly `docs` (extended JSON): if it does not already, drops it
+// (a missing collection is fine) and inserts them.
 void refill(mongoc_client_t* client, const char* coll_name, const std::vector<std::string>& docs) {
     mongoc_collection_t* coll = mongoc_client_get_collection(client, "articles", coll_name);
+    if (holds_exactly(coll, docs)) {
+        mongoc_collection_destroy(coll);
+        return;
+    }
     bson_error_t error;
     mongoc_collection_drop(coll, &error);  // "ns not found" on a fresh database: ignored
     for (const auto& json : docs) {
@@ -66,8 +95,27 @@ void refill(mongoc_client_t* client, const char* coll_name, const std::vector<st
     mongoc_collection_destroy(coll);
 }
 
+// Test processes run in parallel (ctest -j) against one MONGODB_URI: seeding is serialised
+// through a lock file, and a collection that already holds the right documents is left
+// alone, so no test ever reads a collection while another process refills it.
+class seed_lock {
+  public:
+    seed_lock()
+        : fd_(::open("/tmp/coroserve-e2e-seed.lock", O_RDONLY | O_CREAT | O_CLOEXEC, 0666)) {
+        if (fd_ >= 0) ::flock(fd_, LOCK_EX);
+    }
+    ~seed_lock() {
+        if (fd_ >= 0) ::close(fd_);  // releases the lock
+    }
+    seed_lock(const seed_lock&) = delete;
+
+  private:
+    int fd_;
+};
+
 void seed_collections(const std::string& uri, bool benchmark_docs) {
     init_driver_once();
+    seed_lock lock;
     bson_error_t error;
     mongoc_uri_t* u = mongoc_uri_new_with_error(uri.c_str(), &error);
     if (!u) throw std::runtime_error("seed: bad MongoDB URI: " + std::string{error.message});

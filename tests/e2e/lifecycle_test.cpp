@@ -1,0 +1,197 @@
+// The process as a whole: graceful shutdown on SIGTERM/SIGINT with requests in flight, the
+// drain deadline, refusal of bad flags at start, and /metrics counters that move.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <thread>
+
+#include "fixture.hpp"
+
+using namespace e2e;
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+double wait_for_metric(unsigned short port, std::string_view sample, double value) {
+    double v = -1;
+    for (int i = 0; i < 200 && v != value; ++i) {
+        v = metric_now(port, sample);
+        if (v != value) std::this_thread::sleep_for(10ms);
+    }
+    return v;
+}
+
+// True once a connection to the port is refused (polls for up to `patience`).
+bool refuses_connections(unsigned short port, std::chrono::milliseconds patience) {
+    const auto deadline = clock_type::now() + patience;
+    for (;;) {
+        if (!connection::try_connect(port, 1s)) return true;
+        if (clock_type::now() >= deadline) return false;
+        std::this_thread::sleep_for(20ms);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("SIGTERM with requests in flight: each completes, idle ones close, exit 0",
+          "[e2e][mongo]") {
+    database db;
+    server srv{db.uri(), {"--workers", "8", "--drain-timeout-ms", "5000"}};
+    const auto port = srv.port();
+
+    std::vector<connection> idle;
+    for (int i = 0; i < 3; ++i) {
+        idle.emplace_back(port);
+        REQUIRE(idle.back().get("/mongo").status == 200);  // kept alive, now idle
+    }
+    std::vector<connection> busy;
+    std::vector<std::string> targets;
+    for (int i = 0; i < 6; ++i) targets.push_back("/sleep?ms=500");        // on the pool
+    for (int i = 0; i < 3; ++i) targets.push_back("/sleep/async?ms=500");  // on a timer
+    for (const auto& t : targets) {
+        busy.emplace_back(port);
+        busy.back().send(get_request(t));
+    }
+    REQUIRE(wait_for_metric(port, "coroserve_pool_busy", 6) == 6);
+
+    srv.process().send_signal(SIGTERM);
+    const auto signalled = clock_type::now();
+
+    // Idle connections are closed at once, without an answer.
+    for (auto& c : idle) {
+        REQUIRE(c.wait_closed(3s));
+        REQUIRE(c.pending().empty());
+    }
+    // No new connections.
+    REQUIRE(refuses_connections(port, 3s));
+    // Every request in flight completes, told that the connection closes.
+    for (std::size_t i = 0; i < busy.size(); ++i) {
+        INFO("in-flight request " << i << ": " << targets[i]);
+        auto r = busy[i].expect_response(10s);
+        REQUIRE(r.status == 200);
+        REQUIRE(parse(r.body).at("slept_ms") == 500);
+        REQUIRE(r.closes());
+        REQUIRE(busy[i].wait_closed(5s));
+    }
+    auto status = srv.process().wait(10s);
+    REQUIRE(status);
+    REQUIRE(status->exited);
+    REQUIRE(status->code == 0);
+    auto elapsed =
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - signalled)
+            .count();
+    INFO("exited " << elapsed << " ms after SIGTERM");
+    CHECK(elapsed < 5000);  // it did not wait for the drain deadline
+}
+
+TEST_CASE("SIGINT on an idle server: prompt exit 0", "[e2e]") {
+    server srv{no_database_uri};
+    connection c{srv.port()};
+    REQUIRE(c.get("/json").status == 200);
+    srv.process().send_signal(SIGINT);
+    REQUIRE(c.wait_closed(3s));
+    auto status = srv.process().wait(5s);
+    REQUIRE(status);
+    REQUIRE(status->ok());
+}
+
+TEST_CASE("A pipelined request behind one in flight at SIGTERM is not started", "[e2e]") {
+    server srv{no_database_uri};
+    connection c{srv.port()};
+    c.send(get_request("/sleep/async?ms=400") + get_request("/json"));
+    std::this_thread::sleep_for(100ms);
+    srv.process().send_signal(SIGTERM);
+    auto r = c.expect_response(5s);
+    REQUIRE(r.status == 200);
+    REQUIRE(r.closes());
+    // The second request was read from the socket but the server said it closes: it may not
+    // answer it.
+    auto next = c.read_response(5s);
+    CHECK_FALSE(next);
+    auto status = srv.process().wait(5s);
+    REQUIRE(status);
+    REQUIRE(status->ok());
+}
+
+TEST_CASE("Requests longer than --drain-timeout-ms are cut off and the server exits", "[e2e]") {
+    server srv{no_database_uri, {"--drain-timeout-ms", "300", "--sleep-max-ms", "20000"}};
+    connection c{srv.port()};
+    c.send(get_request("/sleep/async?ms=10000"));
+    std::this_thread::sleep_for(100ms);
+    srv.process().send_signal(SIGTERM);
+    std::optional<test_support::exit_status> status;
+    auto elapsed = time_ms([&] { status = srv.process().wait(5s); });
+    REQUIRE(status);
+    CHECK(status->ok());
+    CHECK(elapsed >= 250);
+    CHECK(elapsed < 3000);
+    // The connection ended without an answer.
+    REQUIRE(c.wait_closed(3s));
+    CHECK(c.pending().empty());
+}
+
+TEST_CASE("Bad flags are refused at start with a message and exit code 2", "[e2e]") {
+    for (std::vector<std::string> args :
+         std::vector<std::vector<std::string>>{{"--port", "abc"},
+                                               {"--port", "70000"},
+                                               {"--workers", "0"},
+                                               {"--io-model", "fancy"},
+                                               {"--collections", "a,b/c"},
+                                               {"--no-such-flag"},
+                                               {"--port"}}) {
+        args.insert(args.begin(), server::executable());
+        INFO(args[1]);
+        test_support::child_process p{args};
+        auto status = p.wait(10s);
+        REQUIRE(status);
+        REQUIRE(status->exited);
+        REQUIRE(status->code == 2);
+    }
+    test_support::child_process help{{server::executable(), "--help"}};
+    REQUIRE(help.first_line().starts_with("Usage: coroserve"));
+    auto status = help.wait(10s);
+    REQUIRE(status);
+    REQUIRE(status->ok());
+}
+
+TEST_CASE("/metrics counters move as requests are made", "[e2e][mongo]") {
+    database db;
+    server srv{db.uri()};
+    const std::string json_ok = R"(coroserve_requests_total{route="/json",status="200"})";
+    const std::string mongo_ok = R"(coroserve_requests_total{route="/mongo",status="200"})";
+    const std::string doc_404 =
+        R"(coroserve_requests_total{route="/mongo/{collection}/{id}",status="404"})";
+    const std::string none_404 = R"(coroserve_requests_total{route="none",status="404"})";
+    const std::string none_405 = R"(coroserve_requests_total{route="none",status="405"})";
+    const std::string count = "coroserve_request_duration_seconds_count";
+
+    auto before = get(srv.port(), "/metrics");
+    REQUIRE(before.status == 200);
+    REQUIRE(before.header("Content-Type")->starts_with("text/plain; version=0.0.4"));
+    REQUIRE(before.body.find("# TYPE coroserve_requests_total counter") != std::string::npos);
+
+    connection c{srv.port()};
+    for (int i = 0; i < 7; ++i) REQUIRE(c.get("/json").status == 200);
+    for (int i = 0; i < 4; ++i) REQUIRE(c.get("/mongo").status == 200);
+    for (int i = 0; i < 3; ++i) REQUIRE(c.get("/nope").status == 404);
+    for (int i = 0; i < 2; ++i) REQUIRE(c.request("POST", "/json").status == 405);
+    REQUIRE(c.get("/mongo/small/000000000000000000000000").status == 404);
+    // The gauge counts this connection and the one reading the metrics.
+    auto after = get(srv.port(), "/metrics");
+
+    auto delta = [&](const std::string& sample) {
+        return metric(after.body, sample) - metric(before.body, sample);
+    };
+    CHECK(delta(json_ok) == 7);
+    CHECK(delta(mongo_ok) == 4);
+    CHECK(delta(none_404) == 3);
+    CHECK(delta(none_405) == 2);
+    CHECK(delta(doc_404) == 1);
+    CHECK(delta(count) >= 17);
+    CHECK(metric(after.body, "coroserve_open_connections") >= 2);
+    CHECK(metric(after.body, "coroserve_connections_accepted_total") >= 3);
+    // The histogram is cumulative: +Inf holds every request counted.
+    CHECK(metric(after.body, R"(coroserve_request_duration_seconds_bucket{le="+Inf"})") ==
+          metric(after.body, count));
+}
