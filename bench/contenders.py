@@ -62,6 +62,8 @@ class Coroserve(Contender):
 
     def __init__(self, cid="coroserve", endpoint="/mongo"):
         self.id, self.endpoint = cid, endpoint
+        if endpoint == "/json":
+            self.label, self.needs_db = "coroserve /json (constant JSON, no DB query)", False
 
     def binary(self, ctx):
         return os.path.join(ctx.bin_dir, "coroserve")

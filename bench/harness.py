@@ -31,6 +31,9 @@ BUILD_TARGETS = ["coroserve", "mongo-standin", "mongo-driver-load", "mongo-seed"
 LAYOUTS = {
     # server + stand-in share CPU 0; wrk and the load clients run alone on CPU 1.
     "split": {"server": "0", "load": "1"},
+    # the server alone on CPU 0; the stand-in shares CPU 1 with wrk (the seed had the DB on
+    # another machine than the server).
+    "server-alone": {"server": "0", "load": "1", "db": "1"},
     # no pinning: everything may run on both cores.
     "none": {"server": None, "load": None},
 }
@@ -57,6 +60,7 @@ class Ctx:
         os.makedirs(self.raw_dir, exist_ok=True)
         layout = LAYOUTS[args.pinning]
         self.server_cpus, self.load_cpus = layout["server"], layout["load"]
+        self.db_cpus = layout.get("db", layout["server"])
         self.cores = os.cpu_count() or 1
         self.nofile = procs.raise_fd_limit()
         self.somaxconn = raise_somaxconn(16384)
@@ -98,6 +102,14 @@ def raise_somaxconn(want):
                 return int(f.read())
         except (OSError, ValueError):
             return 4096
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError):
+        return None
 
 
 def log(msg):
@@ -174,7 +186,7 @@ class Database:
         if ctx.args.standin_threads:
             cmd += ["--threads", str(ctx.args.standin_threads)]
         self.proc = procs.start(ctx.name("standin", f"{doc}-{latency_ms}ms"), cmd, ctx.log_dir,
-                                cpus=ctx.server_cpus)
+                                cpus=ctx.db_cpus)
         self.uri = f"mongodb://127.0.0.1:{int(self.proc.first_line(20))}"
 
     def stop(self):
@@ -183,7 +195,8 @@ class Database:
 
 
 def driver_find_rate(ctx):
-    """mongo-driver-load against the small-doc stand-in: the stand-in's driver-only find rate."""
+    """mongo-driver-load against the small-doc database (the stand-in, or --mongo-uri): the
+    database's driver-only find rate, to show it is not the bottleneck."""
     tool = os.path.join(ctx.bin_dir, "mongo-driver-load")
     if not os.access(tool, os.X_OK):
         return None, "mongo-driver-load was not built"
@@ -235,6 +248,7 @@ def run_wrk(ctx, port, path, connections, duration, timeout_s, raw_name, sids=()
     rep["cpu_s"] = round(sampler.cpu_s, 2) if sids else None
     rep["standin_cpu_s"] = round(db_sampler.cpu_s, 2) if db_sid else None
     rep["raw"] = os.path.relpath(p.stdout_path, ctx.out)
+    rep["loadavg_1m"] = loadavg()  # the machine is shared: a high load marks a noisy run
     return rep
 
 
@@ -325,6 +339,12 @@ def matrix_contender(ctx, results, c, doc, db, progress):
         progress.done += len(a.connections) * a.reps
         return
     results.setdefault("bodies", {}).setdefault(c.id, {})[doc] = len(body)
+    if c.id == "coroserve" and body.decode(errors="replace") != ctx.doc_json[doc]:
+        # nginx serves ctx.doc_json: say so when coroserve's bytes differ from it.
+        results["meta"].setdefault("nginx_bytes_differ", {})[doc] = {
+            "coroserve": body[:300].decode(errors="replace"), "nginx": ctx.doc_json[doc][:300]}
+        log(f"   note: coroserve's {doc} body ({len(body)} B) differs from nginx's file "
+            f"({len(ctx.doc_json[doc])} B)")
     try:
         for n in a.connections:
             if not proc.alive():
@@ -682,8 +702,8 @@ def main(argv=None):
             "timestamp": stamp, "git_rev": git_rev(), "machine": machine_info(ctx),
             "duration_s": args.duration, "warmup_s": args.warmup, "reps": args.reps,
             "connections": args.connections, "docs": args.docs, "command": args.command,
-            "pinning": f"{args.pinning}: server+stand-in on CPU {ctx.server_cpus or 'any'}, "
-                       f"wrk/clients on CPU {ctx.load_cpus or 'any'}",
+            "pinning": f"{args.pinning}: server on CPU {ctx.server_cpus or 'any'}, stand-in on CPU "
+                       f"{ctx.db_cpus or 'any'}, wrk/clients on CPU {ctx.load_cpus or 'any'}",
             "wrk_timeout_s": args.wrk_timeout, "coroserve_flags": dict(cont.COROSERVE_BEST, **ctx.coroserve_flags),
             "database": args.mongo_uri and "external MongoDB" or "mongo-standin",
             "build": {k: v for k, v in built.items() if v}, "doc_bytes": {k: len(v) for k, v in ctx.doc_json.items()},
@@ -694,7 +714,7 @@ def main(argv=None):
         "skipped": [],
     }
     log(f"== results in {out}")
-    if not args.no_driver_load and not args.mongo_uri and os.access(ctx.standin, os.X_OK):
+    if not args.no_driver_load and (args.mongo_uri or os.access(ctx.standin, os.X_OK)):
         rate, detail = driver_find_rate(ctx)
         results["standin_driver_find_rate"] = rate
         results["meta"]["driver_load"] = detail

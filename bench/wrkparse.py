@@ -35,7 +35,7 @@ def parse(text):
         latency["max"] = duration_ms(m.group(5) + m.group(6))
     for pct, value, unit in re.findall(rf"^\s*(50|75|90|99)%\s+{_DURATION}\s*$", text, re.M):
         latency["p" + pct] = duration_ms(value + unit)
-    if requests and latency["max"] == 0.0:
+    if latency["max"] == 0.0:
         # Every response came after --timeout: wrk kept none in its histogram and prints
         # zeros, which are not latencies.
         latency = {k: None for k in latency}
