@@ -1,6 +1,7 @@
 // Connection handling: keep-alive, pipelining answered in order, HEAD, HTTP/1.0, many
 // concurrent connections, and the connection limit.
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <catch2/catch.hpp>
 #include <functional>
@@ -82,8 +83,10 @@ TEST_CASE("Keep-alive: 1000 requests on one connection", "[e2e][mongo]") {
 }
 
 TEST_CASE("Pipelining: 100 requests written at once are answered in order", "[e2e][mongo]") {
+    auto model = GENERATE(as<std::string>{}, "reuseport", "shared");
+    INFO("--io-model " << model);
     database db;
-    server srv{db.uri()};
+    server srv{db.uri(), {"--io-model", model}};
     connection c{srv.port()};
     std::vector<probe> probes;
     std::string batch;
@@ -203,9 +206,11 @@ TEST_CASE("2000 concurrent connections are all answered correctly", "[e2e][mongo
         WARN("skipped: RLIMIT_NOFILE is only " << limit);
         return;
     }
+    auto model = GENERATE(as<std::string>{}, "reuseport", "shared");
+    INFO("--io-model " << model);
     database db;
     // The server inherits the raised descriptor limit.
-    server srv{db.uri(), {"--queue", "4096"}};
+    server srv{db.uri(), {"--queue", "4096", "--io-model", model, "--io-threads", "2"}};
 
     const auto start = std::chrono::steady_clock::now();
     std::vector<connection> conns;
@@ -281,6 +286,15 @@ TEST_CASE("Connections over --max-connections get 503 and are closed", "[e2e]") 
     REQUIRE(r->has_header("Retry-After"));
     REQUIRE(parse(r->body).at("status") == 503);
     REQUIRE(over.wait_closed(5s));
+    // Also when the client sends its request at once (the answer is not lost to a reset).
+    for (int i = 0; i < 20; ++i) {
+        connection eager{srv.port()};
+        eager.send(get_request("/json"));
+        auto e = eager.read_response(5s);
+        REQUIRE(e);
+        REQUIRE(e->status == 503);
+    }
+    REQUIRE(metric(held.front().get("/metrics").body, "coroserve_connections_refused_total") == 21);
 
     // Once one leaves, a new connection is served again.
     held.pop_back();
@@ -293,4 +307,58 @@ TEST_CASE("Connections over --max-connections get 503 and are closed", "[e2e]") 
         if (!served) std::this_thread::sleep_for(50ms);
     }
     REQUIRE(served);
+}
+
+TEST_CASE("A client that does not read its answers is dropped after the write timeout",
+          "[e2e][mongo]") {
+    database db;
+    server srv{db.uri(), {"--write-timeout-ms", "300"}};
+    connection c{srv.port()};
+    int small = 4096;
+    ::setsockopt(c.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    // ~10 KB answers, far more than the socket buffers hold, and nobody reads them.
+    std::string batch;
+    for (int i = 0; i < 800; ++i) batch += get_request("/mongo/big");
+    try {
+        c.send(batch, 3s);
+    } catch (const http_error&) {
+        // the server stopped reading (its writes are stuck): expected
+    }
+    double timeouts = 0;
+    for (int i = 0; i < 300 && timeouts < 1; ++i) {
+        timeouts = metric_now(srv.port(), "coroserve_write_timeouts_total");
+        if (timeouts < 1) std::this_thread::sleep_for(20ms);
+    }
+    REQUIRE(timeouts == 1);
+    // What was written can still be read, then the connection ends before all 800 answers.
+    int answers = 0;
+    while (answers < 800) {
+        std::optional<response> r;
+        try {
+            r = c.read_response(5s);
+        } catch (const http_error&) {
+            break;  // cut in the middle of an answer
+        }
+        if (!r) break;
+        REQUIRE(r->status == 200);
+        ++answers;
+    }
+    INFO(answers << " answers read");
+    CHECK(answers < 800);
+    REQUIRE(c.wait_closed(5s));
+    // Others are served all along.
+    REQUIRE(get(srv.port(), "/mongo").status == 200);
+}
+
+TEST_CASE("A client that half-closes after its request still gets the answer", "[e2e][mongo]") {
+    database db;
+    server srv{db.uri()};
+    connection c{srv.port()};
+    c.send(get_request("/mongo") + get_request("/json"));
+    c.shutdown_write();
+    auto a = c.expect_response();
+    REQUIRE(a.status == 200);
+    REQUIRE(parse(a.body).at("canonicalUrl").as_string() == "http://foo.com");
+    REQUIRE(c.expect_response().status == 200);
+    REQUIRE(c.wait_closed(5s));
 }

@@ -92,6 +92,12 @@ TEST_CASE("Other methods on known paths are 405 with Allow: GET, HEAD", "[e2e]")
     auto r = c.expect_response();
     require_error(r, 405);
     REQUIRE(c.get("/json").status == 200);
+    // A chunked body is read whole too.
+    c.send(
+        "POST /json HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+    require_error(c.expect_response(), 405);
+    REQUIRE(c.get("/json").status == 200);
     // 404 wins over 405 for a path that is not ours.
     require_error(c.request("POST", "/nope"), 404);
 }
@@ -110,6 +116,11 @@ TEST_CASE("A request header not received in time is answered 408, then closed", 
     REQUIRE(k.get("/json").status == 200);
     k.send("GET /json HTTP/1.1\r\nHo");
     require_error_then_close(k, 408);
+
+    // A body that stops half way is late too.
+    connection b{srv.port()};
+    b.send("POST /json HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789");
+    require_error_then_close(b, 408);
 
     // Trickling bytes does not reset the deadline: it is for the whole header.
     connection t{srv.port()};

@@ -85,6 +85,42 @@ TEST_CASE("SIGTERM with requests in flight: each completes, idle ones close, exi
     CHECK(elapsed < 5000);  // it did not wait for the drain deadline
 }
 
+TEST_CASE("SIGTERM with pool jobs still queued: they run and are answered", "[e2e]") {
+    server srv{no_database_uri, {"--workers", "1", "--queue", "8"}};
+    std::vector<connection> conns;
+    for (int i = 0; i < 3; ++i) {
+        conns.emplace_back(srv.port());
+        conns.back().send(get_request("/sleep?ms=300"));
+    }
+    REQUIRE(wait_for_metric(srv.port(), "coroserve_pool_queue_depth", 2) == 2);
+    srv.process().send_signal(SIGTERM);
+    for (auto& c : conns) {
+        auto r = c.expect_response(10s);
+        REQUIRE(r.status == 200);
+        REQUIRE(r.closes());
+    }
+    auto status = srv.process().wait(10s);
+    REQUIRE(status);
+    REQUIRE(status->ok());
+}
+
+TEST_CASE("A blocking job past the drain deadline: the server still exits cleanly", "[e2e]") {
+    server srv{no_database_uri, {"--drain-timeout-ms", "200", "--workers", "1"}};
+    connection c{srv.port()};
+    c.send(get_request("/sleep?ms=1500"));
+    REQUIRE(wait_for_metric(srv.port(), "coroserve_pool_busy", 1) == 1);
+    srv.process().send_signal(SIGTERM);
+    std::optional<test_support::exit_status> status;
+    auto elapsed = time_ms([&] { status = srv.process().wait(10s); });
+    INFO("exited " << elapsed << " ms after SIGTERM");
+    REQUIRE(status);
+    CHECK(status->exited);
+    CHECK(status->code == 0);
+    // The running job cannot be interrupted: the exit waits for it, not longer.
+    CHECK(elapsed < 5000);
+    REQUIRE(c.wait_closed(3s));
+}
+
 TEST_CASE("SIGINT on an idle server: prompt exit 0", "[e2e]") {
     server srv{no_database_uri};
     connection c{srv.port()};
