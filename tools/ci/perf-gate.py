@@ -16,7 +16,7 @@ Exit status: 0 no ratio dropped more than the tolerance, 1 at least one did, 2 b
   perf-gate.py --results perf/head/results.json [--baseline bench/baseline.json]
                [--tolerance 0.15] [--base-results perf/base/results.json] [--gate-base]
                [--summary "$GITHUB_STEP_SUMMARY"]
-  perf-gate.py --results results.json --write-baseline bench/baseline.json [--note TEXT]
+  perf-gate.py --results r1.json [r2.json ...] --write-baseline bench/baseline.json [--note TEXT]
 """
 
 import argparse
@@ -158,11 +158,23 @@ def markdown_report(rows, tolerance, base_rows, notes, failed, baseline_path):
     return "\n".join(lines) + "\n"
 
 
-def write_baseline(path, ratios, results, results_path, tolerance, note):
+def median(values):
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def merge_runs(per_run):
+    """Median of each ratio over several bench runs (a ratio missing from a run is left out)."""
+    keys = set().union(*(ratios for ratios in per_run))
+    return {k: median([r[k] for r in per_run if k in r]) for k in keys}
+
+
+def write_baseline(path, ratios, runs, tolerance, note):
+    """runs: [(results_path, results, ratios_of_that_run)]; ratios: their per-key median."""
     previous = {}
     if os.path.exists(path):
         previous = load_json(path, "baseline")
-    meta = results.get("meta") if isinstance(results.get("meta"), dict) else {}
     baseline = {
         "description": previous.get(
             "description",
@@ -171,10 +183,17 @@ def write_baseline(path, ratios, results, results_path, tolerance, note):
         ),
         "tolerance": tolerance if tolerance is not None else previous.get("tolerance", DEFAULT_TOLERANCE),
         "source": {
-            "results": results_path,
             "written": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "note": note or "",
-            "meta": meta,
+            "method": f"median over {len(runs)} bench run(s) of each ratio",
+            "runs": [
+                {
+                    "results": results_path,
+                    "meta": results.get("meta") if isinstance(results.get("meta"), dict) else {},
+                    "ratios": {k: round(v, 4) for k, v in sorted(run_ratios.items())},
+                }
+                for results_path, results, run_ratios in runs
+            ],
         },
         "ratios": {k: round(v, 4) for k, v in sorted(ratios.items())},
     }
@@ -185,7 +204,9 @@ def write_baseline(path, ratios, results, results_path, tolerance, note):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", required=True, help="results.json of this run (bench/run --out DIR)")
+    parser.add_argument("--results", required=True, nargs="+", metavar="RESULTS",
+                        help="results.json of this run (bench/run --out DIR); with several, "
+                             "each ratio is their median (e.g. to write a baseline from 3 runs)")
     parser.add_argument("--baseline", default="bench/baseline.json")
     parser.add_argument("--tolerance", type=float, default=None,
                         help="allowed relative drop of a ratio (default: the baseline's, else 0.15)")
@@ -209,12 +230,17 @@ def main(argv=None):
         print(f"perf-gate: --tolerance must be in [0, 1), got {args.tolerance}", file=sys.stderr)
         return 2
     try:
-        results = load_json(args.results, "results")
-        measured, notes = compute_ratios(results, **ratio_args)
+        runs, notes = [], []
+        for path in args.results:
+            results = load_json(path, "results")
+            run_ratios, run_notes = compute_ratios(results, **ratio_args)
+            runs.append((path, results, run_ratios))
+            notes += [f"{path}: {n}" if len(args.results) > 1 else n for n in run_notes]
+        measured = merge_runs([r for _, _, r in runs])
         if args.write_baseline:
             if not measured:
-                raise InputError(f"no comparable ratio in {args.results}: nothing to write")
-            write_baseline(args.write_baseline, measured, results, args.results, args.tolerance, args.note)
+                raise InputError(f"no comparable ratio in {' '.join(args.results)}: nothing to write")
+            write_baseline(args.write_baseline, measured, runs, args.tolerance, args.note)
             print(f"perf-gate: wrote {len(measured)} ratios to {args.write_baseline}")
             for key, value in sorted(measured.items()):
                 print(f"  {key} = {value:.4f}")

@@ -12,10 +12,12 @@ the same command shows the table locally. A job summary cannot show the run's PN
 import argparse
 import json
 import os
+import re
 import sys
 
 # GitHub refuses a step summary over 1 MiB; stay well below it.
 MAX_BYTES = 900 * 1024
+HEADING = re.compile(r"^#{1,4} ")
 
 
 def table_from_json(results):
@@ -54,8 +56,10 @@ def render(results_dir, title, artifact):
             body = table_from_json(json.load(f))
     else:
         body = f"No results in `{results_dir}`: the bench did not finish (see the step log).\n"
-    # bench/run's results.md may open with its own top-level heading: demote it under ours.
-    body = "\n".join(("#" + line) if line.startswith("# ") else line for line in body.splitlines())
+    # Demote bench/run's headings so that they sit under our "## title".
+    lines = body.splitlines()
+    shift = "##" if any(line.startswith("# ") for line in lines) else "#"
+    body = "\n".join((shift + line) if HEADING.match(line) else line for line in lines)
     parts.append(body.rstrip("\n") + "\n")
     if artifact:
         parts.append(f"\nCharts (PNG), CSV and JSON: artifact `{artifact}` of this run.\n")

@@ -22,7 +22,7 @@ except ImportError:  # the runner's /usr/bin/python3 has it; skip rather than fa
 
 def run(cmd, env=None, **kw):
     full_env = dict(os.environ)
-    for name in ("GITHUB_STEP_SUMMARY", "GITHUB_ENV", "GITHUB_OUTPUT", "PERF_DURATION",
+    for name in ("GITHUB_STEP_SUMMARY", "GITHUB_ENV", "GITHUB_OUTPUT", "PERF_DURATION", "PERF_REPS",
                  "PERF_CONNECTIONS", "PERF_CONTENDERS", "PERF_TOLERANCE", "PERF_GATE_BASE", "MONGODB_URI"):
         full_env.pop(name, None)
     full_env.update(env or {})
@@ -136,14 +136,14 @@ class PerfRunTest(unittest.TestCase):
         return run([os.path.join(HERE, "perf-run.sh"), "--src", self.checkout, "--out", self.out, *args], env=env)
 
     def test_passes_the_settings_to_bench_run(self):
-        proc = self.perf_run(env={"PERF_DURATION": "7", "PERF_CONNECTIONS": "200,1000",
+        proc = self.perf_run(env={"PERF_DURATION": "7", "PERF_REPS": "3", "PERF_CONNECTIONS": "200,1000",
                                   "PERF_CONTENDERS": "coroserve,nginx", "MONGODB_URI": "mongodb://127.0.0.1:27999"})
         self.assertEqual(proc.returncode, 0, proc.stderr)
         with open(os.path.join(self.out, "argv.json")) as f:
             got = json.load(f)
         self.assertEqual(got["cwd"], os.path.realpath(self.checkout))
         self.assertEqual(got["argv"], ["--ci", "--mongo-uri", "mongodb://127.0.0.1:27999", "--out",
-                                       os.path.realpath(self.out), "--duration", "7", "--connections", "200,1000",
+                                       os.path.realpath(self.out), "--duration", "7", "--reps", "3", "--connections", "200,1000",
                                        "--contenders", "coroserve,nginx"])
 
     def test_empty_settings_leave_bench_run_defaults(self):
@@ -155,7 +155,7 @@ class PerfRunTest(unittest.TestCase):
         self.assertNotIn("--connections", argv)
 
     def test_rejects_malformed_inputs(self):
-        for name, value in (("PERF_DURATION", "10; rm -rf /"), ("PERF_CONNECTIONS", "200 1000"),
+        for name, value in (("PERF_DURATION", "10; rm -rf /"), ("PERF_REPS", "3x"), ("PERF_CONNECTIONS", "200 1000"),
                             ("PERF_CONTENDERS", "nginx,$(id)")):
             proc = self.perf_run(env={name: value})
             self.assertEqual(proc.returncode, 2, name)

@@ -171,7 +171,8 @@ class GateTest(unittest.TestCase):
         self.assertEqual(doc["description"], "kept")
         self.assertEqual(doc["tolerance"], 0.15)
         self.assertEqual(doc["source"]["note"], "slower on purpose")
-        self.assertEqual(doc["source"]["meta"], {"host": "test", "duration_s": 5})
+        self.assertEqual(doc["source"]["runs"][0]["meta"], {"host": "test", "duration_s": 5})
+        self.assertEqual(doc["source"]["runs"][0]["results"], res)
         self.assertEqual(doc["ratios"]["coroserve/nginx small c200"], 0.3)
 
     def test_base_branch_change_is_reported_and_optionally_gated(self):
@@ -208,6 +209,20 @@ class GateTest(unittest.TestCase):
             md = f.read()
         self.assertIn("| coroserve/nginx small c200 | 0.400 | 0.100 | -75.0% | **REGRESSION** |", md)
         self.assertIn("**Result: regression.**", md)
+
+    def test_several_runs_give_the_median_of_each_ratio(self):
+        runs = [self.write(f"r{i}.json", make_results(coroserve_small=rate))
+                for i, rate in enumerate((4000.0, 1000.0, 5000.0))]
+        runs.append(self.write("partial.json", make_results(connections=(200,))))
+        code, out, _ = self.gate("--results", *runs, "--write-baseline", self.path("b.json"))
+        self.assertEqual(code, 0)
+        with open(self.path("b.json")) as f:
+            doc = json.load(f)
+        self.assertEqual(doc["ratios"]["coroserve/nginx small c200"], 0.4)    # median of .4 .1 .5 .4
+        self.assertEqual(doc["ratios"]["coroserve/nginx small c1000"], 0.4)   # median of .4 .1 .5
+        self.assertEqual(len(doc["source"]["runs"]), 4)
+        self.assertEqual(doc["source"]["runs"][1]["ratios"]["coroserve/nginx small c200"], 0.1)
+        self.assertIn("median over 4", doc["source"]["method"])
 
     def test_another_subject_and_reference_for_reuse(self):
         results = {"runs": [run_entry("myapp", "small", 64, 300.0, endpoint="/db"),

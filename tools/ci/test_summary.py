@@ -26,7 +26,7 @@ class SummaryTest(unittest.TestCase):
 
     def test_appends_results_md_under_a_title(self):
         with open(os.path.join(self.dir, "results.md"), "w") as f:
-            f.write("# Results\n\n| contender | req/s |\n|---|---|\n| coroserve | 4000 |\n")
+            f.write("# Results\n\n## small document\n\n| contender | req/s |\n|---|---|\n| coroserve | 4000 |\n")
         out = os.path.join(self.dir, "summary.md")
         with open(out, "w") as f:
             f.write("earlier step\n")
@@ -36,7 +36,8 @@ class SummaryTest(unittest.TestCase):
         with open(out) as f:
             text = f.read()
         self.assertTrue(text.startswith("earlier step\n## Benchmark (pull_request)\n"))
-        self.assertIn("## Results", text)  # bench/run's top heading is demoted under ours
+        self.assertIn("\n### Results\n", text)  # bench/run's headings are demoted under ours
+        self.assertIn("\n#### small document\n", text)
         self.assertIn("| coroserve | 4000 |", text)
         self.assertIn("artifact `perf-results`", text)
 
