@@ -322,7 +322,7 @@ TEST_CASE("standinFault over the wire: failNext, then healed", "[mongo][wire]") 
 }
 
 TEST_CASE("dropConnections closes every open connection", "[mongo][wire]") {
-    standin s;
+    standin s({"--threads", "3"});  // connections spread over three I/O threads
     raw_connection a(s.port()), b(s.port());
     auto ping = json(R"({"ping": 1, "$db": "admin"})");
     REQUIRE(ok_of(command(a, ping.get()).get()) == 1.0);

@@ -1,5 +1,5 @@
 // commands: one handler per supported command. Reply shapes and BSON types follow
-// docs/../mongo-wire-protocol.md exactly (int32 sizes and wire versions, bool flags,
+// the shared notes/mongo-wire-protocol.md exactly (int32 sizes and wire versions, bool flags,
 // int64 cursor ids, double ok): drivers check them strictly and some fail silently.
 #include "commands.hpp"
 

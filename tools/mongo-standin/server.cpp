@@ -4,6 +4,7 @@
 
 #include <array>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/buffered_read_stream.hpp>
 #include <boost/asio/buffers_iterator.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -89,11 +90,13 @@ asio::awaitable<void> server::session(tcp::socket socket, int32_t id) {
         ~unregister() { r.remove(key); }
     } guard{connections_, key};
 
+    // Reads go through a buffer: a header and its small body cost one recv, not two.
+    asio::buffered_read_stream<tcp::socket&> input(socket, 64 * 1024);
     std::array<uint8_t, wire::header_size> head;
     std::vector<uint8_t> payload, out;
     asio::steady_timer latency_timer(socket.get_executor());
     for (;;) {
-        auto [ec, n] = co_await asio::async_read(socket, asio::buffer(head), use_tuple);
+        auto [ec, n] = co_await asio::async_read(input, asio::buffer(head), use_tuple);
         if (ec) co_return;  // closed, reset or dropped: nothing to report
         const wire::header h = wire::parse_header(head);
         if (h.length < int32_t(wire::header_size) || h.length > wire::max_message_size) {
@@ -102,7 +105,7 @@ asio::awaitable<void> server::session(tcp::socket socket, int32_t id) {
             co_return;
         }
         payload.resize(std::size_t(h.length) - wire::header_size);
-        std::tie(ec, n) = co_await asio::async_read(socket, asio::buffer(payload), use_tuple);
+        std::tie(ec, n) = co_await asio::async_read(input, asio::buffer(payload), use_tuple);
         if (ec) co_return;
 
         auto parsed = wire::parse_request(h, payload);
