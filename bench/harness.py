@@ -38,7 +38,7 @@ LAYOUTS = {
     "none": {"server": None, "load": None},
 }
 
-QUICK = {"duration": 3, "warmup": 1, "reps": 3}
+QUICK = {"duration": 3, "warmup": 2, "reps": 3}
 FULL = {"duration": 30, "warmup": 5, "reps": 3}
 CI = {"duration": 2, "warmup": 1, "reps": 1, "connections": [200, 1000],
       "contenders": ["coroserve", "nginx", "coroserve-json"]}
@@ -625,6 +625,14 @@ def machine_info(ctx):
     return info
 
 
+def _names(text):
+    return [x for x in text.split(",") if x]
+
+
+def _ints(text):
+    return [int(x) for x in text.split(",") if x]
+
+
 def parse_args(argv):
     ids = [c.id for c in cont.all_contenders()]
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__,
@@ -633,15 +641,15 @@ def parse_args(argv):
                    choices=["matrix", "sweep", "sleep", "idle", "openloop", "all"])
     p.add_argument("--full", action="store_true", help="the seed's 30 s runs (default: quick, ~15 min matrix)")
     p.add_argument("--ci", action="store_true", help="short runs, 200/1000 connections, coroserve + nginx + /json")
-    p.add_argument("--contenders", type=lambda s: s.split(","), help=f"comma list of {','.join(ids)}")
-    p.add_argument("--docs", type=lambda s: s.split(","), default=None, help="small,big")
-    p.add_argument("--connections", type=lambda s: [int(x) for x in s.split(",")], default=None,
+    p.add_argument("--contenders", type=_names, help=f"comma list of {','.join(ids)}")
+    p.add_argument("--docs", type=_names, default=None, help="small,big")
+    p.add_argument("--connections", type=_ints, default=None,
                    help="default 200,1000,5000")
     p.add_argument("--duration", type=int, help="seconds per wrk run")
     p.add_argument("--warmup", type=int, help="seconds of wrk warm-up per point (discarded)")
     p.add_argument("--reps", type=int, help="repetitions per point (median reported)")
     p.add_argument("--wrk-timeout", type=int, default=2, help="wrk --timeout, seconds (wrk's default, the seed's)")
-    p.add_argument("--pause", type=float, default=0.5, help="seconds between runs")
+    p.add_argument("--pause", type=float, default=0.3, help="seconds between runs")
     p.add_argument("--mongo-uri", help="an external MongoDB instead of the stand-in (seeded with mongo-seed)")
     p.add_argument("--standin", help="stand-in binary (default build/release/bin/mongo-standin)")
     p.add_argument("--standin-threads", type=int, help="the stand-in's --threads")
@@ -651,18 +659,18 @@ def parse_args(argv):
     p.add_argument("--out", help="results directory (default bench/results/<timestamp>)")
     p.add_argument("--no-build", action="store_true", help="skip install-deps and the build")
     p.add_argument("--no-driver-load", action="store_true", help="skip the stand-in's driver-only find rate")
-    p.add_argument("--latencies", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 10])
-    p.add_argument("--sweep-workers", type=lambda s: [int(x) for x in s.split(",")], default=[2, 8, 32, 128])
-    p.add_argument("--sweep-peers", type=lambda s: s.split(","),
+    p.add_argument("--latencies", type=_ints, default=[0, 1, 10])
+    p.add_argument("--sweep-workers", type=_ints, default=[2, 8, 32, 128])
+    p.add_argument("--sweep-peers", type=_names,
                    default=["tornado-motor", "node-express", "go-nethttp", "flask-gunicorn-gevent"])
     p.add_argument("--sweep-connections", type=int, default=200)
     p.add_argument("--sleep-duration", type=int, default=5)
     p.add_argument("--idle-connections", type=int, default=10000)
-    p.add_argument("--idle-contenders", type=lambda s: s.split(","))
-    p.add_argument("--rates", type=lambda s: [int(x) for x in s.split(",")], default=[500, 2000])
+    p.add_argument("--idle-contenders", type=_names)
+    p.add_argument("--rates", type=_ints, default=[500, 2000])
     p.add_argument("--openloop-duration", type=int, default=10)
     p.add_argument("--openloop-connections", type=int, default=64)
-    p.add_argument("--openloop-contenders", type=lambda s: s.split(","))
+    p.add_argument("--openloop-contenders", type=_names)
     a = p.parse_args(argv)
     preset = FULL if a.full else (CI if a.ci else QUICK)
     a.duration = a.duration or preset["duration"]
