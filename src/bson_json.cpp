@@ -113,10 +113,15 @@ char* format_g20_fast(double v, char* out) {
     if (biased < 1023 || v >= 1e15 || v <= -1e15 || s <= 0) return nullptr;
     const std::uint64_t m = (bits & ((std::uint64_t{1} << 52) - 1)) | (std::uint64_t{1} << 52);
     const std::uint64_t int_part = m >> s;
+    static constexpr auto pow10 = [] {
+        std::array<std::uint64_t, 20> p{};
+        p[0] = 1;
+        for (std::size_t i = 1; i < p.size(); ++i) p[i] = p[i - 1] * 10;
+        return p;
+    }();
     int int_digits = 1;
-    for (std::uint64_t t = int_part; t >= 10; t /= 10) ++int_digits;
-    std::uint64_t scale = 1;
-    for (int i = 0; i < 20 - int_digits; ++i) scale *= 10;
+    while (int_digits < 16 && int_part >= pow10[static_cast<std::size_t>(int_digits)]) ++int_digits;
+    const std::uint64_t scale = pow10[static_cast<std::size_t>(20 - int_digits)];
     const uint128 n = uint128{m} * scale;
     uint128 q = n >> s;
     const uint128 rest = n & ((uint128{1} << s) - 1);
@@ -127,8 +132,9 @@ char* format_g20_fast(double v, char* out) {
     if (q >= e20) return nullptr;
     // The 20 digits, in two halves that fit in 64 bits.
     char digits[20];
-    std::uint64_t hi = static_cast<std::uint64_t>(q / e10),
-                  lo = static_cast<std::uint64_t>(q % e10);
+    // q < 10^20 < 2^67 and 10^10 = 2^10 * 9765625: a 64-bit division does it.
+    std::uint64_t hi = static_cast<std::uint64_t>(q >> 10) / (e10 >> 10);
+    std::uint64_t lo = static_cast<std::uint64_t>(q) - hi * e10;
     for (int i = 19; i >= 10; --i, lo /= 10) digits[i] = static_cast<char>('0' + lo % 10);
     for (int i = 9; i >= 0; --i, hi /= 10) digits[i] = static_cast<char>('0' + hi % 10);
     int last = 19;  // %g drops trailing zeros of the fraction, and the point with them
@@ -676,8 +682,7 @@ void append_relaxed_json(std::string& out, const bson_t& doc) {
 }
 
 std::string to_relaxed_json(const bson_t& doc) {
-    std::string out;
-    out.reserve(doc.len + doc.len / 4);
+    std::string out;  // sized by the writer
     append_relaxed_json(out, doc);
     return out;
 }

@@ -540,6 +540,24 @@ TEST_CASE("nesting past 200 levels is cut as libbson cuts it", "[unit]") {
     }
 }
 
+TEST_CASE("scopes nested in scopes: like libbson up to a bound, then refused", "[unit]") {
+    auto nested_scopes = [](int levels) {
+        auto doc = make();
+        BSON_APPEND_INT32(doc.get(), "x", 1);
+        for (int i = 0; i < levels; ++i) {
+            auto outer = make();
+            BSON_APPEND_CODE_WITH_SCOPE(outer.get(), "c", "f()", doc.get());
+            doc = std::move(outer);
+        }
+        return doc;
+    };
+    auto ok = nested_scopes(300);
+    REQUIRE(to_relaxed_json(*ok) == libbson_json(*ok));
+    // libbson recurses without bound here; we stop at 1000 levels rather than risk the stack.
+    auto deep = nested_scopes(1200);
+    REQUIRE_THROWS_AS(to_relaxed_json(*deep), coroserve::bson_json_error);
+}
+
 TEST_CASE("the two seed documents", "[unit]") {
     for (const char* name : {"small_doc.json", "big_doc.json"}) {
         const std::string json =
