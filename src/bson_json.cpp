@@ -156,9 +156,14 @@ class writer {
   public:
     // Writes through a raw pointer into `out` grown ahead (std::string::push_back reloads
     // size and capacity at every call); finish() trims it to what was written.
-    explicit writer(std::string& out, std::size_t expected) : out_(out) {
+    // `expected` is a first guess at the output size, not a bound.
+    writer(std::string& out, std::size_t expected) : out_(out) {
         const std::size_t used = out_.size();
-        out_.resize(used + expected);
+        std::size_t want = used + expected + expected / 2 + 64;
+        // Compact JSON is rarely longer than its BSON: spare capacity of that size (a
+        // caller's reserve() or a reused buffer) is used rather than reallocated.
+        if (out_.capacity() - used >= expected) want = std::min(want, out_.capacity());
+        out_.resize(want);
         p_ = out_.data() + used;
         end_ = out_.data() + out_.size();
     }
@@ -671,8 +676,7 @@ void append_relaxed_json(std::string& out, const bson_t& doc) {
     if (len < 5 || load_u32(data) != len || data[len - 1] != 0) corrupt("bad document header");
     const std::size_t mark = out.size();
     try {
-        // Compact JSON of typical documents is about as long as their BSON.
-        writer w(out, len + len / 2 + 64);
+        writer w(out, len);
         w.scope_document(data, len, 0);
         w.finish();
     } catch (...) {
