@@ -15,7 +15,7 @@ namespace coroserve {
 
 class handlers {
   public:
-    handlers(const config& cfg, blocking_pool& pool, database& db, metrics& stats)
+    handlers(const config& cfg, blocking_pool& pool, const document_source& db, metrics& stats)
         : cfg_(cfg), pool_(pool), db_(db), stats_(stats) {}
 
     boost::asio::awaitable<reply> mongo(std::string_view collection,
@@ -33,7 +33,7 @@ class handlers {
   private:
     const config& cfg_;
     blocking_pool& pool_;
-    database& db_;
+    const document_source& db_;
     metrics& stats_;
 };
 

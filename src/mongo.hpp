@@ -38,20 +38,29 @@ struct db_options {
     std::chrono::milliseconds server_selection{1000};
 };
 
-class database {
+// What the handlers need from a database. `database` is the real one; the fuzzer and tests
+// may give the handlers a fake. Both calls block.
+class document_source {
+  public:
+    virtual ~document_source() = default;
+    // The first document of `collection` (or the one with `id`) as compact relaxed extended
+    // JSON; nullopt when there is none.
+    virtual std::optional<std::string> find_one(std::string_view collection,
+                                                const std::optional<document_id>& id) const = 0;
+    // Throws unless the server answers a ping.
+    virtual void ping() const = 0;
+};
+
+class database final : public document_source {
   public:
     explicit database(const db_options& options);  // throws std::invalid_argument on a bad URI
     ~database();
     database(const database&) = delete;
     database& operator=(const database&) = delete;
 
-    // The first document of `collection` (or the one with `id`) as compact relaxed extended
-    // JSON; nullopt when there is none.
     std::optional<std::string> find_one(std::string_view collection,
-                                        const std::optional<document_id>& id = {}) const;
-
-    // Throws unless the server answers a ping.
-    void ping() const;
+                                        const std::optional<document_id>& id) const override;
+    void ping() const override;
 
   private:
     std::string database_;

@@ -402,6 +402,15 @@ std::uint16_t server::listen() {
     return endpoint.port();
 }
 
+void serve_socket(int fd, const config& cfg, handlers& h, metrics& stats) {
+    asio::io_context ctx{1};
+    shared_state state{cfg, h, stats};
+    tcp::socket socket{ctx};
+    socket.assign(tcp::v4(), fd);
+    asio::co_spawn(ctx, session(std::move(socket), state), asio::detached);
+    ctx.run();
+}
+
 void server::run() {
     auto& self = *impl_;
     const unsigned threads = self.state.cfg.resolved_io_threads();

@@ -30,4 +30,8 @@ class server {
     std::unique_ptr<impl> impl_;
 };
 
+// Serves one connected stream socket (TCP or a socketpair) on the calling thread until the
+// connection closes, through the same session coroutine as the server: for the fuzzer and tests.
+void serve_socket(int fd, const config& cfg, handlers& h, metrics& stats);
+
 }  // namespace coroserve
