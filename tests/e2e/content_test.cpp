@@ -42,7 +42,12 @@ TEST_CASE("GET /mongo returns the small seed document", "[e2e][mongo]") {
     REQUIRE(parse(r.body).at("_id").at("$oid").as_string() == small_oid);
     REQUIRE(r.header("Content-Length") == std::to_string(r.body.size()));
     REQUIRE(r.header("Server") == "coroserve");
-    REQUIRE(r.has_header("Date"));
+    // IMF-fixdate, e.g. "Thu, 26 Nov 2026 15:47:23 GMT".
+    auto date = r.header("Date");
+    REQUIRE(date);
+    REQUIRE(date->size() == 29);
+    REQUIRE(date->substr(3, 2) == ", ");
+    REQUIRE(date->ends_with(" GMT"));
 }
 
 TEST_CASE("GET /mongo/{collection} serves each allow-listed seed collection", "[e2e][mongo]") {
@@ -67,6 +72,8 @@ TEST_CASE("GET /mongo/{collection}/{id} finds documents by ObjectId and by strin
     connection c{srv.port()};
     require_document(c.get("/mongo/big/" + std::string{big_oid}), seed_doc("big_doc.json"));
     require_document(c.get("/mongo/small/" + std::string{small_oid}), seed_doc("small_doc.json"));
+    // Hex digits in upper case name the same ObjectId.
+    require_document(c.get("/mongo/small/537416B501D53A77BB94135C"), seed_doc("small_doc.json"));
 
     auto r = c.get("/mongo/" + std::string{strings_collection} + "/" + std::string{string_id});
     REQUIRE(r.status == 200);

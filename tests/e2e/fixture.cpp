@@ -187,9 +187,21 @@ std::string server::executable() {
 }
 
 server::server(const std::string& mongodb_uri, std::vector<std::string> extra_args) {
-    std::vector<std::string> argv = {
-        executable(), "--host",        "127.0.0.1",          "--port", "0", "--mongodb-uri",
-        mongodb_uri,  "--collections", allowed_collections()};
+    // Database deadlines that a loaded machine meets; fault tests pass shorter ones (later
+    // flags win).
+    std::vector<std::string> argv = {executable(),
+                                     "--host",
+                                     "127.0.0.1",
+                                     "--port",
+                                     "0",
+                                     "--mongodb-uri",
+                                     mongodb_uri,
+                                     "--collections",
+                                     allowed_collections(),
+                                     "--server-selection-timeout-ms",
+                                     "5000",
+                                     "--db-timeout-ms",
+                                     "5000"};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     process_ = std::make_unique<test_support::child_process>(argv);
     std::string line = process_->first_line(std::chrono::seconds(20));

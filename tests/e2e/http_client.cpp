@@ -134,7 +134,10 @@ connection::~connection() {
 }
 
 connection::connection(connection&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), buffer_(std::move(other.buffer_)), eof_(other.eof_) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      buffer_(std::move(other.buffer_)),
+      eof_(other.eof_),
+      reset_(other.reset_) {}
 
 connection& connection::operator=(connection&& other) noexcept {
     if (this != &other) {
@@ -142,6 +145,7 @@ connection& connection::operator=(connection&& other) noexcept {
         fd_ = std::exchange(other.fd_, -1);
         buffer_ = std::move(other.buffer_);
         eof_ = other.eof_;
+        reset_ = other.reset_;
     }
     return *this;
 }
@@ -183,6 +187,7 @@ bool connection::fill(clock_type::time_point deadline) {
         }
         if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE))) {
             eof_ = true;
+            reset_ = n < 0;
             return false;
         }
         if (errno == EINTR) continue;
@@ -257,7 +262,9 @@ std::optional<response> connection::read_response(milliseconds timeout, bool hea
 
 response connection::expect_response(milliseconds timeout, bool head) {
     auto r = read_response(timeout, head);
-    if (!r) fail("connection closed before a response");
+    if (!r)
+        fail(std::string{"connection "} + (reset_ ? "reset" : "closed (EOF)") +
+             " before a response");
     return std::move(*r);
 }
 

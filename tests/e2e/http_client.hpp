@@ -85,8 +85,9 @@ class connection {
     // Waits until the peer closes (EOF or reset). Bytes that arrive meanwhile are kept (see
     // pending()). False if the connection is still open after `timeout`.
     bool wait_closed(milliseconds timeout);
-    // True once EOF or a reset has been seen.
+    // True once EOF or a reset has been seen; peer_reset(): it was a reset (RST).
     bool peer_closed() const { return eof_; }
+    bool peer_reset() const { return reset_; }
     // Received bytes not consumed by a response yet.
     const std::string& pending() const { return buffer_; }
 
@@ -99,6 +100,7 @@ class connection {
     int fd_ = -1;
     std::string buffer_;
     bool eof_ = false;
+    bool reset_ = false;
 };
 
 // One request on a fresh connection.

@@ -47,8 +47,8 @@ TEST_CASE("SIGTERM with requests in flight: each completes, idle ones close, exi
     }
     std::vector<connection> busy;
     std::vector<std::string> targets;
-    for (int i = 0; i < 6; ++i) targets.push_back("/sleep?ms=500");        // on the pool
-    for (int i = 0; i < 3; ++i) targets.push_back("/sleep/async?ms=500");  // on a timer
+    for (int i = 0; i < 6; ++i) targets.push_back("/sleep?ms=1500");        // on the pool
+    for (int i = 0; i < 3; ++i) targets.push_back("/sleep/async?ms=1500");  // on a timer
     for (const auto& t : targets) {
         busy.emplace_back(port);
         busy.back().send(get_request(t));
@@ -70,7 +70,7 @@ TEST_CASE("SIGTERM with requests in flight: each completes, idle ones close, exi
         INFO("in-flight request " << i << ": " << targets[i]);
         auto r = busy[i].expect_response(10s);
         REQUIRE(r.status == 200);
-        REQUIRE(parse(r.body).at("slept_ms") == 500);
+        REQUIRE(parse(r.body).at("slept_ms") == 1500);
         REQUIRE(r.closes());
         REQUIRE(busy[i].wait_closed(5s));
     }
@@ -82,7 +82,7 @@ TEST_CASE("SIGTERM with requests in flight: each completes, idle ones close, exi
         std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - signalled)
             .count();
     INFO("exited " << elapsed << " ms after SIGTERM");
-    CHECK(elapsed < 5000);  // it did not wait for the drain deadline
+    CHECK(elapsed < 4500);  // done when the last request is, not at the 5 s drain deadline
 }
 
 TEST_CASE("SIGTERM with pool jobs still queued: they run and are answered", "[e2e]") {
@@ -90,7 +90,7 @@ TEST_CASE("SIGTERM with pool jobs still queued: they run and are answered", "[e2
     std::vector<connection> conns;
     for (int i = 0; i < 3; ++i) {
         conns.emplace_back(srv.port());
-        conns.back().send(get_request("/sleep?ms=300"));
+        conns.back().send(get_request("/sleep?ms=800"));
     }
     REQUIRE(wait_for_metric(srv.port(), "coroserve_pool_queue_depth", 2) == 2);
     srv.process().send_signal(SIGTERM);
@@ -213,8 +213,9 @@ TEST_CASE("/metrics counters move as requests are made", "[e2e][mongo]") {
     for (int i = 0; i < 3; ++i) REQUIRE(c.get("/nope").status == 404);
     for (int i = 0; i < 2; ++i) REQUIRE(c.request("POST", "/json").status == 405);
     REQUIRE(c.get("/mongo/small/000000000000000000000000").status == 404);
-    // The gauge counts this connection and the one reading the metrics.
-    auto after = get(srv.port(), "/metrics");
+    // Read on the same connection: a request is counted once its answer is written, so
+    // another connection could read the page before the last answer above was counted.
+    auto after = c.get("/metrics");
 
     auto delta = [&](const std::string& sample) {
         return metric(after.body, sample) - metric(before.body, sample);
@@ -225,8 +226,8 @@ TEST_CASE("/metrics counters move as requests are made", "[e2e][mongo]") {
     CHECK(delta(none_405) == 2);
     CHECK(delta(doc_404) == 1);
     CHECK(delta(count) >= 17);
-    CHECK(metric(after.body, "coroserve_open_connections") >= 2);
-    CHECK(metric(after.body, "coroserve_connections_accepted_total") >= 3);
+    CHECK(metric(after.body, "coroserve_open_connections") >= 1);
+    CHECK(metric(after.body, "coroserve_connections_accepted_total") >= 2);
     // The histogram is cumulative: +Inf holds every request counted.
     CHECK(metric(after.body, R"(coroserve_request_duration_seconds_bucket{le="+Inf"})") ==
           metric(after.body, count));

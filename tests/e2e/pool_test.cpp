@@ -60,9 +60,10 @@ TEST_CASE("/sleep with --workers 2 serves two at a time", "[e2e]") {
     INFO("finished at " << finished[0] << ", " << finished[1] << ", " << finished[2] << ", "
                         << finished[3] << " ms");
     CHECK(finished[0] >= 390);
-    CHECK(finished[3] >= 790);                // two rounds: the pool is the limit
-    CHECK(finished[2] - finished[1] >= 300);  // ... in two waves
-    CHECK(finished[3] < 4000);                // and no hang
+    // Two rounds: the third and fourth cannot end before two sleeps back to back (a bound
+    // that does not depend on how loaded the machine is).
+    CHECK(finished[2] >= 790);
+    CHECK(finished[3] < 4000);  // and no hang
 }
 
 TEST_CASE("/sleep/async holds no worker: 20 at once with --workers 1", "[e2e]") {
