@@ -170,6 +170,44 @@ class PerfRunTest(unittest.TestCase):
         self.assertEqual(self.perf_run().returncode, 2)
 
 
+class E2eMongoTest(unittest.TestCase):
+    def test_refuses_to_run_without_mongodb_uri(self):
+        proc = run([os.path.join(HERE, "e2e-mongo.sh"), "release"])
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("set MONGODB_URI", proc.stderr)
+
+    def test_refuses_an_unbuilt_preset(self):
+        proc = run([os.path.join(HERE, "e2e-mongo.sh"), "no-such-preset"], env={"MONGODB_URI": "mongodb://x"})
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("is not built", proc.stderr)
+
+
+class PerfBuildTest(unittest.TestCase):
+    """perf-build.sh on a tiny CMake project: only the bench's targets that exist are built."""
+
+    def test_builds_the_existing_bench_targets_only(self):
+        if not shutil.which("cmake") or not shutil.which("ninja"):
+            self.skipTest("cmake and ninja are needed")
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "CMakeLists.txt"), "w") as f:
+                f.write(textwrap.dedent("""
+                    cmake_minimum_required(VERSION 3.25)
+                    project(fake NONE)
+                    foreach(t coroserve mongo-seed unit_test)
+                      add_custom_target(${t} ALL COMMAND ${CMAKE_COMMAND} -E touch ${CMAKE_BINARY_DIR}/${t}.built)
+                    endforeach()
+                    """))
+            with open(os.path.join(tmp, "CMakePresets.json"), "w") as f:
+                json.dump({"version": 6, "configurePresets": [{"name": "release", "generator": "Ninja",
+                                                               "binaryDir": "${sourceDir}/build/release"}],
+                           "buildPresets": [{"name": "release", "configurePreset": "release"}]}, f)
+            proc = run([os.path.join(HERE, "perf-build.sh"), tmp])
+            self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+            built = sorted(n for n in os.listdir(os.path.join(tmp, "build", "release")) if n.endswith(".built"))
+            self.assertEqual(built, ["coroserve.built", "mongo-seed.built"])
+            self.assertIn("no target mongo-standin here, skipped", proc.stderr)
+
+
 class PerfGateScriptTest(unittest.TestCase):
     def test_gate_step_passes_on_the_committed_baseline_and_honours_the_tolerance(self):
         with open(os.path.join(ROOT, "bench", "baseline.json")) as f:
@@ -241,7 +279,19 @@ class WorkflowWiringTest(unittest.TestCase):
         for name, job_name in (("ci.yml", "build-test"), ("perf.yml", "perf")):
             job = self.load(name)["jobs"][job_name]
             self.assertRegex(job["services"]["mongo"]["image"], r"^mongo:\d+\.\d+$")
-            self.assertIn("MONGODB_URI", job["env"])
+            self.assertEqual(job["services"]["mongo"]["ports"], ["27017:27017"])
+
+    def test_ci_runs_the_suite_on_the_stand_in_then_e2e_on_mongodb(self):
+        job = self.load("ci.yml")["jobs"]["build-test"]
+        self.assertNotIn("MONGODB_URI", job.get("env", {}))  # the first run must use the stand-in
+        runs = [step.get("run", "") for step in job["steps"]]
+        order = [next(i for i, r in enumerate(runs) if r.startswith(prefix))
+                 for prefix in ("tools/test.sh", "tools/ci/seed-mongo.sh", "tools/ci/e2e-mongo.sh")]
+        self.assertEqual(order, sorted(order))
+        for step in job["steps"]:
+            if step.get("run", "").startswith(("tools/ci/seed-mongo.sh", "tools/ci/e2e-mongo.sh")):
+                self.assertEqual(step["env"]["MONGODB_URI"], "mongodb://127.0.0.1:27017")
+        self.assertEqual(self.load("perf.yml")["jobs"]["perf"]["env"]["MONGODB_URI"], "mongodb://127.0.0.1:27017")
 
     def test_ci_matrix_presets_exist(self):
         with open(os.path.join(ROOT, "CMakePresets.json")) as f:
