@@ -149,6 +149,12 @@ std::string response_head(const reply& r, unsigned version, bool keep_alive) {
     return head;
 }
 
+void log_access(const http::request<http::string_body>& req, const reply& r) {
+    std::fprintf(stderr, "%.*s %.*s %u %zu\n", static_cast<int>(req.method_string().size()),
+                 req.method_string().data(), static_cast<int>(req.target().size()),
+                 req.target().data(), r.status, r.body.size());
+}
+
 // Cancels the connection's pending operation when its deadline passes. The socket stays
 // open, so the session can still answer 408 before it closes.
 asio::awaitable<void> watchdog(connection& c) {
@@ -261,10 +267,7 @@ asio::awaitable<void> serve(connection& c, shared_state& s) {
         bool sent = co_await write_reply(c, r, req.version(), keep_alive,
                                          req.method() == http::verb::head, s);
         s.stats.observe(match.id, r.status, clock_type::now() - start);
-        if (cfg.access_log)
-            std::fprintf(stderr, "%.*s %.*s %u %zu\n", static_cast<int>(req.method_string().size()),
-                         req.method_string().data(), static_cast<int>(req.target().size()),
-                         req.target().data(), r.status, r.body.size());
+        if (cfg.access_log) log_access(req, r);
         if (!sent || !keep_alive) break;
     }
     beast::error_code ignored;
