@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <cstring>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -104,6 +106,17 @@ class raw_connection {
         msg.resize(std::size_t(len));
         if (!read_exactly(msg.data() + 16, msg.size() - 16)) return std::nullopt;
         return msg;
+    }
+    void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+    // Reads until the server closes; fails the test on a receive timeout.
+    void drain() {
+        uint8_t buf[4096];
+        for (;;) {
+            ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) REQUIRE(errno == ECONNRESET);
+            if (n <= 0) return;
+        }
     }
     // True when the server closes the connection (EOF or reset) before the timeout.
     bool closed_by_server() {
@@ -247,7 +260,7 @@ TEST_CASE("unknown command: ok 0.0, code int32 59, CommandNotFound", "[mongo][wi
 }
 
 TEST_CASE("malformed messages close their connection only", "[mongo][wire]") {
-    standin s;
+    standin s({"--message-timeout-ms", "300"});
     raw_connection bystander(s.port());  // stays open and keeps working throughout
     auto ping = json(R"({"ping": 1, "$db": "admin"})");
     const auto good = op_msg_payload(ping.get());
@@ -259,6 +272,24 @@ TEST_CASE("malformed messages close their connection only", "[mongo][wire]") {
     std::vector<uint8_t> bad_kind = good;
     bad_kind[4] = 5;
     auto find = json(R"({"find": "t"})");
+    // A nested document whose last byte is not its terminator (bson_validate misses it).
+    auto nested = json(R"({"find": "t", "filter": {"a": 1}, "$db": "admin"})");
+    std::vector<uint8_t> bad_nested = op_msg_payload(nested.get());
+    const std::size_t filter_end = 5 + 4 + 1 + 5 + 7 + 7 + 12 - 1;  // body, find, filter doc
+    REQUIRE(bad_nested[filter_end] == 0);
+    bad_nested[filter_end] = 1;
+    // Nesting 200 documents deep (MongoDB allows 100).
+    std::vector<uint8_t> deep = {5, 0, 0, 0, 0};
+    for (int i = 0; i < 200; ++i) {
+        std::vector<uint8_t> outer;
+        put_i32(outer, static_cast<int32_t>(4 + 3 + deep.size() + 1));
+        outer.insert(outer.end(), {3, 'a', 0});
+        outer.insert(outer.end(), deep.begin(), deep.end());
+        outer.push_back(0);
+        deep = std::move(outer);
+    }
+    std::vector<uint8_t> deep_payload = {0, 0, 0, 0, 0};
+    deep_payload.insert(deep_payload.end(), deep.begin(), deep.end());
 
     struct bad {
         const char* what;
@@ -271,6 +302,8 @@ TEST_CASE("malformed messages close their connection only", "[mongo][wire]") {
         {"truncated BSON", message(op_msg, 1, truncated_bson)},
         {"corrupt BSON element", message(op_msg, 1, corrupt_bson)},
         {"unknown section kind", message(op_msg, 1, bad_kind)},
+        {"bad nested terminator", message(op_msg, 1, bad_nested)},
+        {"200 levels of nesting", message(op_msg, 1, deep_payload)},
         {"unknown required flag bit", message(op_msg, 1, op_msg_payload(ping.get(), 1u << 4))},
         {"no section", message(op_msg, 1, {0, 0, 0, 0})},
         {"unknown opcode", message(9999, 1, good)},
@@ -291,6 +324,15 @@ TEST_CASE("malformed messages close their connection only", "[mongo][wire]") {
         raw_connection conn(s.port());
         auto full = message(op_msg, 1, good);
         conn.send(std::vector<uint8_t>(full.begin(), full.begin() + 20));
+    }
+    // A message that stops coming: closed after --message-timeout-ms (300 ms here).
+    {
+        raw_connection conn(s.port());
+        auto full = message(op_msg, 1, good);
+        const auto start = std::chrono::steady_clock::now();
+        conn.send(std::vector<uint8_t>(full.begin(), full.begin() + 20));
+        CHECK(conn.closed_by_server());
+        CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(250));
     }
     auto r = command(bystander, ping.get(), 99);
     REQUIRE(ok_of(r.get()) == 1.0);
@@ -355,4 +397,23 @@ TEST_CASE("refused connections are closed at once; open ones keep working", "[mo
     REQUIRE(ok_of(command(open, ping.get()).get()) == 1.0);
     s.refuse_connections(false);
     require_serving(s);
+}
+
+TEST_CASE("randomly corrupted messages never take the process down", "[mongo][wire]") {
+    standin s({"--threads", "2"});
+    auto find = json(R"({"find": "t", "filter": {"a": 1}, "limit": 1, "$db": "db"})");
+    const auto valid = message(op_msg, 5, op_msg_payload(find.get()));
+    std::mt19937 rng(12345);  // fixed seed: a failure can be replayed
+    for (int i = 0; i < 600; ++i) {
+        auto bytes = valid;
+        const int flips = 1 + static_cast<int>(rng() % 4);
+        for (int f = 0; f < flips; ++f) bytes[rng() % bytes.size()] = static_cast<uint8_t>(rng());
+        if (rng() % 4 == 0) bytes.resize(rng() % bytes.size());
+        raw_connection c(s.port());
+        if (!bytes.empty()) c.send(bytes);
+        c.shutdown_write();  // a length that claims more bytes then meets end of stream
+        c.drain();           // a reply, or a close: either is fine; a hang fails
+    }
+    require_serving(s);
+    REQUIRE(s.running());
 }

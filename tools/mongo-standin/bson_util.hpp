@@ -35,9 +35,12 @@ class bson_doc {
 
 // A read-only bson_t over bytes owned elsewhere (a received message, a stored document).
 // Not copyable: a static bson_t points into itself, so a copied one would dangle.
+// When the bytes are not a document, it views an empty one (valid() is false).
 class bson_view {
   public:
-    bson_view(const uint8_t* data, std::size_t len) : valid_(bson_init_static(&b_, data, len)) {}
+    bson_view(const uint8_t* data, std::size_t len) : valid_(bson_init_static(&b_, data, len)) {
+        if (!valid_) bson_init(&b_);  // an empty, inline document: nothing to free
+    }
     explicit bson_view(std::span<const uint8_t> bytes) : bson_view(bytes.data(), bytes.size()) {}
     bson_view(const bson_view&) = delete;
     bson_view& operator=(const bson_view&) = delete;
@@ -89,6 +92,29 @@ inline bool as_flag(const bson_iter_t& it) {
 inline void append_utf8(bson_t* b, std::string_view key, std::string_view value) {
     bson_append_utf8(b, key.data(), static_cast<int>(key.size()), value.data(),
                      static_cast<int>(value.size()));
+}
+
+// True when `bytes` is one BSON document whose elements, and the elements of every
+// document and array nested in it (at most `max_depth` deep), are all well formed.
+// Unlike bson_validate, a nested document with a bad length or terminator is rejected,
+// and deep nesting cannot exhaust the stack.
+inline bool well_formed(std::span<const uint8_t> bytes, int max_depth = 100) {
+    bson_view view(bytes);
+    if (!view.valid() || max_depth < 0) return false;
+    bson_iter_t it;
+    if (!bson_iter_init(&it, view.get())) return false;
+    while (bson_iter_next(&it)) {
+        if ((BSON_ITER_HOLDS_DOCUMENT(&it) || BSON_ITER_HOLDS_ARRAY(&it)) &&
+            !well_formed(subdocument_of(it), max_depth - 1))
+            return false;
+        if (BSON_ITER_HOLDS_CODEWSCOPE(&it)) {
+            uint32_t len = 0, scope_len = 0;
+            const uint8_t* scope = nullptr;
+            bson_iter_codewscope(&it, &len, &scope_len, &scope);
+            if (!well_formed({scope, scope_len}, max_depth - 1)) return false;
+        }
+    }
+    return it.err_off == 0;  // set by libbson when iteration stopped at corrupt bytes
 }
 
 }  // namespace standin

@@ -33,6 +33,9 @@ A MongoDB wire-protocol stand-in for tests and benchmarks (in memory, single nod
   --seed db.coll=FILE  load FILE (extended JSON: one document, an array, or JSON lines)
                        into db.coll; repeatable
   --latency-ms N       delay every reply by N ms (other connections are not blocked)
+  --message-timeout-ms N
+                       close a connection whose message is still incomplete N ms after
+                       its header arrived (default 30000)
   --threads N          I/O threads (default 1: one sustains ~100k finds/s per CPU
                        second, 2.5x what the server asks; see README.md)
   --control-stdin      read fault controls from stdin, one per line: "latency MS",
@@ -51,6 +54,7 @@ struct options {
     std::vector<standin::seed_spec> seeds;
     int latency_ms = 0;
     int threads = 1;
+    int message_timeout_ms = 30'000;
     bool control_stdin = false;
 };
 
@@ -90,6 +94,8 @@ options parse_options(int argc, char** argv) {
             }
         } else if (flag == "--latency-ms") {
             opt.latency_ms = to_int(flag, value(), 0, 3'600'000);
+        } else if (flag == "--message-timeout-ms") {
+            opt.message_timeout_ms = to_int(flag, value(), 1, 3'600'000);
         } else if (flag == "--threads") {
             opt.threads = to_int(flag, value(), 1, 256);
         } else if (flag == "--control-stdin") {
@@ -159,7 +165,8 @@ int main(int argc, char** argv) {
     std::vector<asio::io_context*> ptrs;
     for (auto& c : contexts) ptrs.push_back(c.get());
     std::optional<standin::server> srv;
-    srv.emplace(ptrs, *acceptor, standin::services{db, cursors, faults});
+    srv.emplace(ptrs, *acceptor, standin::services{db, cursors, faults},
+                std::chrono::milliseconds(opt.message_timeout_ms));
 
     auto stop = [&] {
         for (auto& c : contexts) c->stop();

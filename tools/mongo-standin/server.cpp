@@ -8,6 +8,7 @@
 #include <boost/asio/buffers_iterator.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
@@ -26,6 +27,7 @@ namespace standin {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 uint64_t connection_registry::add(asio::any_io_executor ex, std::weak_ptr<live> conn) {
@@ -64,8 +66,12 @@ std::size_t connection_registry::size() const {
     return entries_.size();
 }
 
-server::server(std::vector<asio::io_context*> contexts, tcp::acceptor& acceptor, services svc)
-    : contexts_(std::move(contexts)), acceptor_(acceptor), svc_(svc) {}
+server::server(std::vector<asio::io_context*> contexts, tcp::acceptor& acceptor, services svc,
+               std::chrono::milliseconds message_timeout)
+    : contexts_(std::move(contexts)),
+      acceptor_(acceptor),
+      svc_(svc),
+      message_timeout_(message_timeout) {}
 
 asio::awaitable<void> server::accept_loop() {
     std::size_t next = 0;
@@ -94,7 +100,7 @@ asio::awaitable<void> server::session(tcp::socket socket, int32_t id) {
     asio::buffered_read_stream<tcp::socket&> input(socket, 64 * 1024);
     std::array<uint8_t, wire::header_size> head;
     std::vector<uint8_t> payload, out;
-    asio::steady_timer latency_timer(socket.get_executor());
+    asio::steady_timer latency_timer(socket.get_executor()), deadline(socket.get_executor());
     for (;;) {
         auto [ec, n] = co_await asio::async_read(input, asio::buffer(head), use_tuple);
         if (ec) co_return;  // closed, reset or dropped: nothing to report
@@ -105,7 +111,21 @@ asio::awaitable<void> server::session(tcp::socket socket, int32_t id) {
             co_return;
         }
         payload.resize(std::size_t(h.length) - wire::header_size);
-        std::tie(ec, n) = co_await asio::async_read(input, asio::buffer(payload), use_tuple);
+        if (input.in_avail() >= payload.size()) {
+            std::tie(ec, n) = co_await asio::async_read(input, asio::buffer(payload), use_tuple);
+        } else {
+            // The rest of a started message must arrive in time: a peer that stops
+            // mid-message would otherwise hold this coroutine and its buffer for ever.
+            deadline.expires_after(message_timeout_);
+            auto first = co_await (asio::async_read(input, asio::buffer(payload), use_tuple) ||
+                                   deadline.async_wait(use_tuple));
+            if (first.index() == 1) {
+                std::cerr << "mongo-standin: connection " << id << ": incomplete message after "
+                          << message_timeout_.count() << " ms, closing\n";
+                co_return;
+            }
+            std::tie(ec, n) = std::get<0>(first);
+        }
         if (ec) co_return;
 
         auto parsed = wire::parse_request(h, payload);

@@ -7,6 +7,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -42,7 +43,7 @@ class server {
   public:
     // Connections are spread over `contexts` (one thread each), the acceptor uses the first.
     server(std::vector<boost::asio::io_context*> contexts, boost::asio::ip::tcp::acceptor& acceptor,
-           services svc);
+           services svc, std::chrono::milliseconds message_timeout);
 
     boost::asio::awaitable<void> accept_loop();
     // Reads control lines ("latency 50", "refuse on", "drop", "fail 3 11600 msg",
@@ -59,6 +60,7 @@ class server {
     std::vector<boost::asio::io_context*> contexts_;
     boost::asio::ip::tcp::acceptor& acceptor_;
     services svc_;
+    std::chrono::milliseconds message_timeout_;  // for the rest of a message once started
     connection_registry connections_;
     std::atomic<int32_t> next_connection_id_{1};
 };

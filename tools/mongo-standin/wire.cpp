@@ -53,9 +53,7 @@ struct reader {
         int32_t len = read_i32(bytes.data() + pos);
         if (len < 5 || std::size_t(len) > left()) return std::nullopt;
         auto doc = bytes.subspan(pos, std::size_t(len));
-        bson_view view(doc);
-        if (!view.valid() || !bson_validate(view.get(), BSON_VALIDATE_NONE, nullptr))
-            return std::nullopt;
+        if (!well_formed(doc)) return std::nullopt;
         pos += std::size_t(len);
         return doc;
     }
