@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up ccache for a CI build and tells GitHub Actions about it.
 #   tools/ci/ccache-setup.sh PRESET [--share-dirs]   install ccache, print the cache key
-#   tools/ci/ccache-setup.sh --stats                 print the hit statistics after a build
+#   tools/ci/ccache-setup.sh --stats                 print this job's hit statistics, then zero
+#                                                    them (the cache is saved after the job, so
+#                                                    the next job starts from zero)
 # The key names the compiler version and the preset, because objects from another compiler
 # or other flags are never hits. With --share-dirs, builds of two checkouts inside the
 # workspace (the perf job's head and base) hit each other's objects.
@@ -11,6 +13,7 @@ cd "$(dirname "$0")/../.."
 
 if [[ ${1:-} == --stats ]]; then
   ccache --show-stats || true
+  ccache --zero-stats >/dev/null || true
   exit 0
 fi
 preset=${1:?usage: ccache-setup.sh PRESET [--share-dirs] | --stats}
@@ -34,4 +37,3 @@ if [[ -n ${GITHUB_OUTPUT:-} ]]; then
   { echo "key=$key"; echo "dir=$cache_dir"; } >> "$GITHUB_OUTPUT"
 fi
 printf 'ccache-setup: %s\n' "key=$key" "${env_lines[@]}"
-CCACHE_DIR=$cache_dir ccache --zero-stats >/dev/null
