@@ -87,6 +87,44 @@ asio::awaitable<void> server::accept_loop() {
     }
 }
 
+namespace {
+
+using buffered_input = asio::buffered_read_stream<tcp::socket&>;
+
+// Reads one whole message: its header into `h`, the rest into `payload`. False ends the
+// session: the peer closed, or the message is too long or too slow (logged).
+asio::awaitable<bool> read_message(buffered_input& input, wire::header& h,
+                                   std::vector<uint8_t>& payload, asio::steady_timer& deadline,
+                                   std::chrono::milliseconds timeout, int32_t id) {
+    std::array<uint8_t, wire::header_size> head;
+    auto [ec, n] = co_await asio::async_read(input, asio::buffer(head), use_tuple);
+    if (ec) co_return false;  // closed, reset or dropped: nothing to report
+    h = wire::parse_header(head);
+    if (h.length < int32_t(wire::header_size) || h.length > wire::max_message_size) {
+        std::cerr << "mongo-standin: connection " << id << ": bad message length " << h.length
+                  << ", closing\n";
+        co_return false;
+    }
+    payload.resize(std::size_t(h.length) - wire::header_size);
+    if (input.in_avail() >= payload.size()) {
+        std::tie(ec, n) = co_await asio::async_read(input, asio::buffer(payload), use_tuple);
+        co_return !ec;
+    }
+    // The rest of a started message must arrive in time: a peer that stops mid-message
+    // would otherwise hold this coroutine and its buffer for ever.
+    deadline.expires_after(timeout);
+    auto first = co_await (asio::async_read(input, asio::buffer(payload), use_tuple) ||
+                           deadline.async_wait(use_tuple));
+    if (first.index() == 1) {
+        std::cerr << "mongo-standin: connection " << id << ": incomplete message after "
+                  << timeout.count() << " ms, closing\n";
+        co_return false;
+    }
+    co_return !std::get<0>(std::get<0>(first));
+}
+
+}  // namespace
+
 asio::awaitable<void> server::session(tcp::socket socket, int32_t id) {
     auto conn = std::make_shared<connection_registry::live>(socket);
     const uint64_t key = connections_.add(socket.get_executor(), conn);
@@ -97,37 +135,18 @@ asio::awaitable<void> server::session(tcp::socket socket, int32_t id) {
     } guard{connections_, key};
 
     // Reads go through a buffer: a header and its small body cost one recv, not two.
-    asio::buffered_read_stream<tcp::socket&> input(socket, 64 * 1024);
-    std::array<uint8_t, wire::header_size> head;
-    std::vector<uint8_t> payload, out;
+    buffered_input input(socket, 64 * 1024);
     asio::steady_timer latency_timer(socket.get_executor()), deadline(socket.get_executor());
+    std::vector<uint8_t> payload, out;
+    int32_t next_reply_id = 1;
     for (;;) {
-        auto [ec, n] = co_await asio::async_read(input, asio::buffer(head), use_tuple);
-        if (ec) co_return;  // closed, reset or dropped: nothing to report
-        const wire::header h = wire::parse_header(head);
-        if (h.length < int32_t(wire::header_size) || h.length > wire::max_message_size) {
-            std::cerr << "mongo-standin: connection " << id << ": bad message length " << h.length
-                      << ", closing\n";
-            co_return;
-        }
-        payload.resize(std::size_t(h.length) - wire::header_size);
-        if (input.in_avail() >= payload.size()) {
-            std::tie(ec, n) = co_await asio::async_read(input, asio::buffer(payload), use_tuple);
-        } else {
-            // The rest of a started message must arrive in time: a peer that stops
-            // mid-message would otherwise hold this coroutine and its buffer for ever.
-            deadline.expires_after(message_timeout_);
-            auto first = co_await (asio::async_read(input, asio::buffer(payload), use_tuple) ||
-                                   deadline.async_wait(use_tuple));
-            if (first.index() == 1) {
-                std::cerr << "mongo-standin: connection " << id << ": incomplete message after "
-                          << message_timeout_.count() << " ms, closing\n";
-                co_return;
-            }
-            std::tie(ec, n) = std::get<0>(first);
-        }
-        if (ec) co_return;
+        // One big insert must not pin its buffer for the life of a pooled connection.
+        constexpr std::size_t kept_buffer = 1024 * 1024;
+        if (payload.capacity() > kept_buffer) payload = {};
+        if (out.capacity() > kept_buffer) out = {};
 
+        wire::header h;
+        if (!co_await read_message(input, h, payload, deadline, message_timeout_, id)) co_return;
         auto parsed = wire::parse_request(h, payload);
         if (!parsed.ok) {
             std::cerr << "mongo-standin: connection " << id << ": " << parsed.error
@@ -145,10 +164,10 @@ asio::awaitable<void> server::session(tcp::socket socket, int32_t id) {
             if (!socket.is_open()) co_return;  // dropped while waiting
         }
         if (req.legacy)
-            wire::build_op_reply(out, 0, req.request_id, reply.get());
+            wire::build_op_reply(out, next_reply_id++, req.request_id, reply.get());
         else
-            wire::build_op_msg(out, 0, req.request_id, reply.get());
-        std::tie(ec, n) = co_await asio::async_write(socket, asio::buffer(out), use_tuple);
+            wire::build_op_msg(out, next_reply_id++, req.request_id, reply.get());
+        auto [ec, n] = co_await asio::async_write(socket, asio::buffer(out), use_tuple);
         if (ec) co_return;
         if (result.drop_connections) connections_.close_all();
     }
