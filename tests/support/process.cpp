@@ -95,7 +95,12 @@ child_process::child_process(std::vector<std::string> argv, std::vector<std::str
 }
 
 child_process::~child_process() {
-    terminate();
+    try {
+        terminate();
+    } catch (const std::exception&) {
+        // Nothing more can be done from a destructor; the reader join below still ends
+        // once the pipe closes.
+    }
     close_stdin();
     // The child is gone, but a grandchild could still hold the pipe: closing our end
     // would race the reader, so only join (the reader sees EOF when all writers are gone).
