@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -352,13 +353,15 @@ struct server::impl {
         state;  // declared first: sessions still queued in a context leave it on destruction
     std::vector<std::unique_ptr<asio::io_context>> contexts;
     std::vector<tcp::acceptor> acceptors;
+    // Registered in listen(), before the port is announced: whoever reads the port may signal
+    // at once, and a signal that comes before run() then waits here instead of killing us.
+    std::optional<asio::signal_set> signals;
 
     // On SIGINT/SIGTERM: stop accepting, close idle connections, give the busy ones the drain
     // time, then stop every I/O thread.
     asio::awaitable<void> drain_on_signal() {
         auto ex = co_await asio::this_coro::executor;
-        asio::signal_set signals{ex, SIGINT, SIGTERM};
-        auto [ec, signo] = co_await signals.async_wait(use_tuple);
+        auto [ec, signo] = co_await signals->async_wait(use_tuple);
         if (ec) co_return;
         state.draining = true;
         std::fprintf(stderr, "coroserve: signal %d, draining %zu connections\n", signo,
@@ -402,6 +405,7 @@ std::uint16_t server::listen() {
         a.listen(asio::socket_base::max_listen_connections);
         endpoint.port(a.local_endpoint().port());  // port 0: the others join the one picked
     }
+    impl_->signals.emplace(*impl_->contexts[0], SIGINT, SIGTERM);
     return endpoint.port();
 }
 
