@@ -1,6 +1,7 @@
 """mongo-standin through Motor (asyncio, Debian's python3-motor): find_one, insert, a cursor
 served by getMore, killCursors, CommandNotFound, and malformed messages."""
 import asyncio
+import os
 import unittest
 
 from bson import ObjectId
@@ -27,7 +28,7 @@ class CommandNames(monitoring.CommandListener):
 
 class MotorTest(unittest.TestCase):
     def setUp(self):
-        data = standin_proc.os.environ["BENCH_DATA_DIR"]
+        data = os.environ["BENCH_DATA_DIR"]
         self.standin = standin_proc.Standin("--seed", f"articles.articles={data}/small_doc.json")
         self.commands = CommandNames()
 

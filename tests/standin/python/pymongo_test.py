@@ -1,5 +1,6 @@
 """mongo-standin through pymongo (Debian's python3-pymongo): find_one, insert, a cursor
 served by getMore, killCursors, CommandNotFound, injected faults, malformed messages."""
+import os
 import time
 import unittest
 
@@ -27,7 +28,7 @@ class CommandNames(monitoring.CommandListener):
 
 class PymongoTest(unittest.TestCase):
     def setUp(self):
-        data = standin_proc.os.environ["BENCH_DATA_DIR"]
+        data = os.environ["BENCH_DATA_DIR"]
         self.standin = standin_proc.Standin("--seed", f"articles.articles={data}/small_doc.json")
         self.commands = CommandNames()
         self.client = pymongo.MongoClient(self.standin.uri, serverSelectionTimeoutMS=3000,
