@@ -132,6 +132,20 @@ TEST_CASE("SIGINT on an idle server: prompt exit 0", "[e2e]") {
     REQUIRE(status->ok());
 }
 
+TEST_CASE("SIGTERM right after the port is printed: still a clean exit 0", "[e2e]") {
+    // Scripts and tests signal as soon as they have the port: the signal must not find the
+    // server before its handler exists (that once killed it by signal 15).
+    for (int i = 0; i < 10; ++i) {
+        server srv{no_database_uri};
+        srv.process().send_signal(SIGTERM);
+        auto status = srv.process().wait(5s);
+        REQUIRE(status);
+        INFO("start " << i << ": exited " << status->exited << " code " << status->code
+                      << " signal " << status->signal);
+        REQUIRE(status->ok());
+    }
+}
+
 TEST_CASE("A pipelined request behind one in flight at SIGTERM is not started", "[e2e]") {
     server srv{no_database_uri};
     connection c{srv.port()};
@@ -231,4 +245,83 @@ TEST_CASE("/metrics counters move as requests are made", "[e2e][mongo]") {
     // The histogram is cumulative: +Inf holds every request counted.
     CHECK(metric(after.body, R"(coroserve_request_duration_seconds_bucket{le="+Inf"})") ==
           metric(after.body, count));
+}
+
+namespace {
+
+// coroserve with stderr sent to the same pipe as stdout, so that the test can read its log.
+// The first line is still the port (printed and flushed before anything else).
+std::unique_ptr<test_support::child_process> logging_server(std::vector<std::string> args) {
+    std::vector<std::string> argv = {
+        "/bin/sh", "-c", R"(exec "$0" "$@" 2>&1)", server::executable(), "--host", "127.0.0.1",
+        "--port",  "0"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return std::make_unique<test_support::child_process>(argv);
+}
+
+// The next log line containing `text`, or nullopt (bounded wait).
+std::optional<std::string> find_line(test_support::child_process& p, std::string_view text) {
+    const auto deadline = clock_type::now() + 5s;
+    while (clock_type::now() < deadline) {
+        auto line = p.read_line(1s);
+        if (line && line->find(text) != std::string::npos) return line;
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+TEST_CASE("The start-up line hides the MongoDB password", "[e2e]") {
+    auto p = logging_server({"--mongodb-uri", "mongodb://alice:s3cr3t-pw@127.0.0.1:1/"});
+    auto port = std::stoi(p->first_line());
+    REQUIRE(port > 0);
+    auto line = find_line(*p, "listening on");
+    REQUIRE(line);
+    INFO(*line);
+    CHECK(line->find("s3cr3t-pw") == std::string::npos);
+    CHECK(line->find("alice") != std::string::npos);
+    REQUIRE(p->terminate().ok());
+}
+
+TEST_CASE("The access log (--access-log) logs each request; off by default", "[e2e]") {
+    {
+        auto p = logging_server({"--mongodb-uri", no_database_uri, "--access-log"});
+        auto port = static_cast<unsigned short>(std::stoi(p->first_line()));
+        REQUIRE(get(port, "/json?from=access-log-test").status == 200);
+        REQUIRE(get(port, "/nope").status == 404);
+        // Lines are written after the answers, from two I/O threads: in either order.
+        std::optional<std::string> json, missing;
+        const auto deadline = clock_type::now() + 5s;
+        while ((!json || !missing) && clock_type::now() < deadline) {
+            auto line = p->read_line(1s);
+            if (line && line->find("/json?from=access-log-test") != std::string::npos) json = line;
+            if (line && line->find("/nope") != std::string::npos) missing = line;
+        }
+        REQUIRE(json);
+        CHECK(json->find("GET") != std::string::npos);
+        CHECK(json->find("200") != std::string::npos);
+        REQUIRE(missing);
+        CHECK(missing->find("404") != std::string::npos);
+        REQUIRE(p->terminate().ok());
+    }
+    {
+        auto p = logging_server({"--mongodb-uri", no_database_uri});
+        auto port = static_cast<unsigned short>(std::stoi(p->first_line()));
+        REQUIRE(get(port, "/json?from=access-log-test").status == 200);
+        p->send_signal(SIGTERM);
+        // Everything it logs until it stops: no request line.
+        bool logged = false;
+        for (int i = 0; i < 50; ++i) {
+            auto line = p->read_line(200ms);
+            if (!line) {
+                if (!p->running()) break;
+                continue;
+            }
+            if (line->find("access-log-test") != std::string::npos) logged = true;
+        }
+        CHECK_FALSE(logged);
+        auto st = p->wait(5s);
+        REQUIRE(st);
+        REQUIRE(st->ok());
+    }
 }
