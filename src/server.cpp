@@ -260,8 +260,8 @@ asio::awaitable<void> serve(connection& c, shared_state& s) {
         // A Transfer-Encoding that does not end in chunked leaves the body length unknown;
         // Beast reads no body, a proxy may read one: 400 and close (RFC 9112 6.3), no smuggling.
         if (parser.get().count(http::field::transfer_encoding) && !parser.chunked())
-            co_return co_await reject(c, http::error::bad_transfer_encoding,
-                                      parser.get().version(), s);
+            co_return co_await reject(c, http::error::bad_transfer_encoding, parser.get().version(),
+                                      s);
 
         const auto start = clock_type::now();
         const auto& req = parser.get();
