@@ -202,14 +202,17 @@ def driver_find_rate(ctx):
         return None, "mongo-driver-load was not built"
     db = Database(ctx, "small")
     try:
-        cmd = [tool, "--uri", db.uri, "--threads", str(ctx.cores * 2), "--seconds", "3"]
+        # As many driver threads as coroserve has pool workers, at least 16: the rate should be
+        # the database's, not the client's.
+        threads = max(16, int(dict(cont.COROSERVE_BEST, **ctx.coroserve_flags).get("--workers", 16)))
+        cmd = [tool, "--uri", db.uri, "--threads", str(threads), "--seconds", "3"]
         if ctx.load_cpus:
             cmd = ["taskset", "-c", ctx.load_cpus] + cmd
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         if r.returncode:
             return None, f"mongo-driver-load exited {r.returncode}: {r.stderr.strip()[-200:]}"
         data = json.loads(r.stdout.strip().splitlines()[-1])
-        for key in ("ops_per_s", "ops/s", "ops_s", "ops_per_sec", "rate"):
+        for key in ("finds_per_sec", "ops_per_s", "ops_per_sec", "rate"):
             if key in data:
                 return float(data[key]), data
         rate = next((v for k, v in data.items() if "ops" in k and isinstance(v, (int, float))), None)
@@ -659,6 +662,8 @@ def parse_args(argv):
     p.add_argument("--out", help="results directory (default bench/results/<timestamp>)")
     p.add_argument("--no-build", action="store_true", help="skip install-deps and the build")
     p.add_argument("--no-driver-load", action="store_true", help="skip the stand-in's driver-only find rate")
+    p.add_argument("--lock-wait", type=int, default=1800,
+                   help=f"seconds to wait for another bench/run on this machine ({LOCK_PATH})")
     p.add_argument("--latencies", type=_ints, default=[0, 1, 10])
     p.add_argument("--sweep-workers", type=_ints, default=[2, 8, 32, 128])
     p.add_argument("--sweep-peers", type=_names,
@@ -693,6 +698,36 @@ def parse_args(argv):
     return a
 
 
+LOCK_PATH = "/tmp/coroserve-bench.lock"
+
+
+def machine_lock(max_wait_s):
+    """One bench/run at a time per machine: two runs pinning servers to the same core measure
+    each other. Waits up to max_wait_s for another run to finish; returns (file, waited_s,
+    got_it). The lock goes with the process."""
+    import fcntl
+    f = open(LOCK_PATH, "a+")
+    t0 = time.monotonic()
+    announced = False
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            f.seek(0)
+            f.truncate()
+            f.write(f"{os.getpid()} {' '.join(sys.argv)}\n")
+            f.flush()
+            return f, time.monotonic() - t0, True
+        except OSError:
+            if not announced:
+                f.seek(0)
+                log(f"== waiting (at most {max_wait_s} s) for another bench/run to finish: {f.read().strip()}")
+                announced = True
+            if time.monotonic() - t0 > max_wait_s:
+                log("== warning: still locked; running anyway (results will be noisy)")
+                return f, time.monotonic() - t0, False
+            time.sleep(2)
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     procs.install_cleanup()
@@ -701,6 +736,7 @@ def main(argv=None):
     os.makedirs(out, exist_ok=True)
     t0 = time.monotonic()
     built = install_and_build(args)
+    lock, waited, exclusive = machine_lock(args.lock_wait)
     ctx = Ctx(args, out)
     if not shutil.which("wrk"):
         log("error: wrk is not installed")
@@ -716,6 +752,7 @@ def main(argv=None):
             "database": args.mongo_uri and "external MongoDB" or "mongo-standin",
             "build": {k: v for k, v in built.items() if v}, "doc_bytes": {k: len(v) for k, v in ctx.doc_json.items()},
             "argv": sys.argv[1:] if argv is None else argv,
+            "lock": {"waited_s": round(waited, 1), "exclusive": exclusive},
         },
         "standin_driver_find_rate": None,
         "runs": [],
@@ -734,6 +771,7 @@ def main(argv=None):
             step(ctx, results)
     finally:
         results["meta"]["elapsed_s"] = round(time.monotonic() - t0, 1)
+        results["meta"]["loadavg_at_end"] = loadavg()
         report.save(ctx.out, results, charts=True)
         procs.stop_all()
     log(f"== done in {fmt_s(time.monotonic() - t0)}: {out}/results.md")
