@@ -79,6 +79,14 @@ def _failures(r):
     return e["connect"] + e["read"] + e["write"] + e["timeout"] + r["non2xx"]
 
 
+def _cell(r):
+    """'rps_ok (failures)'; wrk does not count requests that never got an answer, so a run
+    with no answer at all would read '0 (0)': say it."""
+    if not r["rps_ok"] and not r["rps"] and not _failures(r):
+        return "0 (no answer in the run)"
+    return f"{_fmt_num(r['rps_ok'])} ({_fmt_num(_failures(r))})"
+
+
 def markdown(results):
     """The whole report as Markdown text."""
     m = results["meta"]
@@ -103,7 +111,8 @@ def markdown(results):
         for doc in docs:
             out.append(f"## {doc} document: successful requests/s (median), failures in brackets")
             out.append("")
-            out.append("failures = socket errors (connect+read+write+timeout) + non-2xx, median of the reps.")
+            out.append("failures = socket errors (connect+read+write+timeout) + non-2xx, median of the reps. "
+                       "uwsgi's read errors are its closing every connection after the answer (no keep-alive).")
             out.append("")
             out.append("| contender | " + " | ".join(f"c={c}" for c in conns) + " |")
             out.append("|---|" + "---|" * len(conns))
@@ -111,7 +120,7 @@ def markdown(results):
                 cells = []
                 for c in conns:
                     r = idx.get((cid, doc, c))
-                    cells.append("-" if r is None else f"{_fmt_num(r['rps_ok'])} ({_fmt_num(_failures(r))})")
+                    cells.append("-" if r is None else _cell(r))
                 out.append(f"| {cid} | " + " | ".join(cells) + " |")
             for col in SEED_COLUMNS:
                 cells = []

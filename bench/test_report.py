@@ -70,6 +70,11 @@ class ReportTest(unittest.TestCase):
         self.assertIn("- play: not installable", md)
         self.assertIn("Play 2.2", md)
 
+    def test_no_answer_is_not_zero_failures(self):
+        r = self.results
+        r["runs"][1].update(rps_ok=0.0, rps=0.0, non2xx=0, errors={"connect": 0, "read": 0, "write": 0, "timeout": 0})
+        self.assertIn("| nginx | 0 (no answer in the run) |", report.markdown(r))
+
     def test_extra_sections(self):
         r = self.results
         r["sleep"] = [{"case": "coroserve --workers 1", "connections": 2, "requests": 5, "rps_ok": 1.0,
