@@ -212,6 +212,18 @@ server::server(const std::string& mongodb_uri, std::vector<std::string> extra_ar
     port_ = static_cast<unsigned short>(got);
 }
 
+server::~server() {
+    if (!process_) return;
+    try {
+        auto st = process_->terminate(std::chrono::seconds(15));
+        INFO("coroserve (pid " << process_->pid() << ") ended: exited " << st.exited << " code "
+                               << st.code << " signal " << st.signal);
+        CHECK(st.ok());
+    } catch (const std::exception& e) {
+        FAIL_CHECK("stopping coroserve: " << e.what());
+    }
+}
+
 bool skip_without_standin(const database& db) {
     if (!db.external()) return false;
     WARN("skipped: MONGODB_URI is set and this test needs the stand-in's fault injection");

@@ -65,6 +65,11 @@ std::string allowed_collections();
 class server {
   public:
     server(const std::string& mongodb_uri, std::vector<std::string> extra_args = {});
+    // Stops the server (SIGTERM) and CHECKs that it exits 0: a crash, a sanitizer report or a
+    // shutdown that needs SIGKILL fails the test that ran it.
+    ~server();
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
 
     unsigned short port() const { return port_; }
     test_support::child_process& process() { return *process_; }
