@@ -1,7 +1,23 @@
 // The non-template half of blocking_pool: the bounded queue and the worker threads.
 #include "blocking_pool.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 namespace coroserve {
+namespace {
+
+// True if the peer closed (FIN) or reset the connection. Pipelined bytes waiting to be read
+// mean it is still there. Safe from a worker: the session is suspended on this very job.
+bool peer_left(int fd) {
+    if (fd < 0) return false;
+    char byte;
+    ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+}  // namespace
 
 blocking_pool::blocking_pool(unsigned threads, std::size_t queue_limit)
     : queue_limit_(queue_limit) {
@@ -44,7 +60,14 @@ void blocking_pool::work() {
             queued_.store(queue_.size(), std::memory_order_relaxed);
             busy_.fetch_add(1, std::memory_order_relaxed);
         }
-        if (!j->claimed.exchange(true)) j->run();  // else: cancelled while queued, skip it
+        if (j->claimed.exchange(true)) {
+            // cancelled while queued: skip it
+        } else if (peer_left(j->client_fd)) {
+            skipped_.fetch_add(1, std::memory_order_relaxed);
+            j->abandon(std::make_exception_ptr(client_gone{}));
+        } else {
+            j->run();
+        }
         busy_.fetch_sub(1, std::memory_order_relaxed);
     }
 }

@@ -41,6 +41,9 @@ struct pool_stopped : std::runtime_error {
 struct job_cancelled : std::runtime_error {
     job_cancelled() : std::runtime_error("job cancelled before it ran") {}
 };
+struct client_gone : std::runtime_error {
+    client_gone() : std::runtime_error("the client closed its connection while the job waited") {}
+};
 
 class blocking_pool {
   public:
@@ -49,8 +52,10 @@ class blocking_pool {
     blocking_pool(const blocking_pool&) = delete;
     blocking_pool& operator=(const blocking_pool&) = delete;
 
+    // `client_fd`, when given, is the socket of the client the job works for: a worker skips the
+    // job (client_gone) if that client closed or reset its connection while the job waited.
     template <class Fn, class T = std::invoke_result_t<Fn&>>
-    boost::asio::awaitable<T> run(Fn fn);
+    boost::asio::awaitable<T> run(Fn fn, int client_fd = -1);
 
     // Queued jobs complete with pool_stopped; running ones finish. Idempotent.
     void stop();
@@ -61,6 +66,7 @@ class blocking_pool {
     std::size_t busy() const { return busy_.load(std::memory_order_relaxed); }
     std::size_t queued() const { return queued_.load(std::memory_order_relaxed); }
     std::size_t rejected() const { return rejected_.load(std::memory_order_relaxed); }
+    std::size_t skipped() const { return skipped_.load(std::memory_order_relaxed); }
 
   private:
     // Type-erased queued call. `claimed` decides, once, who completes it: a worker that runs
@@ -70,6 +76,7 @@ class blocking_pool {
         virtual void run() = 0;                            // on a worker thread
         virtual void abandon(std::exception_ptr why) = 0;  // never ran: complete with why
         std::atomic<bool> claimed{false};
+        int client_fd = -1;
     };
     template <class Fn, class Handler, class T>
     struct job_for;
@@ -82,7 +89,7 @@ class blocking_pool {
     std::condition_variable ready_;
     std::deque<std::shared_ptr<job>> queue_;
     bool stopping_ = false;
-    std::atomic<std::size_t> busy_{0}, queued_{0}, rejected_{0};
+    std::atomic<std::size_t> busy_{0}, queued_{0}, rejected_{0}, skipped_{0};
     std::vector<std::thread> workers_;
 };
 
@@ -146,11 +153,12 @@ struct blocking_pool::job_for final : job, std::enable_shared_from_this<job_for<
 };
 
 template <class Fn, class T>
-boost::asio::awaitable<T> blocking_pool::run(Fn fn) {
+boost::asio::awaitable<T> blocking_pool::run(Fn fn, int client_fd) {
     using value = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
-    auto init = [this](auto handler, Fn fn) {
+    auto init = [this, client_fd](auto handler, Fn fn) {
         using job_type = job_for<Fn, decltype(handler), T>;
         auto j = std::make_shared<job_type>(std::move(fn), std::move(handler));
+        j->client_fd = client_fd;
         j->watch_cancellation();
         if (!push(j) && !j->claimed.exchange(true)) {
             rejected_.fetch_add(1, std::memory_order_relaxed);

@@ -21,7 +21,7 @@ reply ok(std::string body) {
 
 }  // namespace
 
-asio::awaitable<reply> handlers::mongo(std::string_view collection,
+asio::awaitable<reply> handlers::mongo(const route_match& req, std::string_view collection,
                                        std::optional<std::string_view> id_text) {
     if (!valid_collection_name(collection)) co_return error_reply(400, "invalid collection name");
     const auto& allowed = cfg_.collections;
@@ -36,7 +36,7 @@ asio::awaitable<reply> handlers::mongo(std::string_view collection,
     auto find = [&db = db_, name = std::string{collection}, id = std::move(id)] {
         return db.find_one(name, id);
     };
-    auto json = co_await pool_.run(std::move(find));
+    auto json = co_await pool_.run(std::move(find), req.client_fd);
     if (!json) co_return error_reply(404, "no such document");
     co_return ok(std::move(*json));
 }
@@ -45,13 +45,13 @@ asio::awaitable<reply> handlers::json() {
     co_return ok(R"({"message":"Hello, World!"})");
 }
 
-asio::awaitable<reply> handlers::sleep(std::string_view query) {
-    auto ms = query_uint(query, "ms");
+asio::awaitable<reply> handlers::sleep(const route_match& req) {
+    auto ms = query_uint(req.query, "ms");
     if (!ms || *ms > cfg_.sleep_max_ms)
         co_return error_reply(400, "ms must be a whole number up to the limit");
     // Holds a pool thread the whole time, as a blocking call in a threaded server would.
-    co_await pool_.run(
-        [delay = std::chrono::milliseconds{*ms}] { std::this_thread::sleep_for(delay); });
+    auto nap = [delay = std::chrono::milliseconds{*ms}] { std::this_thread::sleep_for(delay); };
+    co_await pool_.run(nap, req.client_fd);
     co_return ok(R"({"slept_ms":)" + std::to_string(*ms) + "}");
 }
 

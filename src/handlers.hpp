@@ -18,10 +18,10 @@ class handlers {
     handlers(const config& cfg, blocking_pool& pool, const document_source& db, metrics& stats)
         : cfg_(cfg), pool_(pool), db_(db), stats_(stats) {}
 
-    boost::asio::awaitable<reply> mongo(std::string_view collection,
+    boost::asio::awaitable<reply> mongo(const route_match& req, std::string_view collection,
                                         std::optional<std::string_view> id_text = {});
     boost::asio::awaitable<reply> json();
-    boost::asio::awaitable<reply> sleep(std::string_view query);
+    boost::asio::awaitable<reply> sleep(const route_match& req);
     boost::asio::awaitable<reply> sleep_async(std::string_view query);
     boost::asio::awaitable<reply> healthz();
     boost::asio::awaitable<reply> readyz();

@@ -17,8 +17,8 @@ class blocking_pool;
 
 class metrics {
   public:
-    static constexpr std::array<unsigned, 12> statuses = {200, 400, 404, 405, 408, 413,
-                                                          431, 500, 502, 503, 504, 0};  // 0: other
+    static constexpr std::array<unsigned, 13> statuses = {200, 400, 404, 405, 408, 413, 431,
+                                                          499, 500, 502, 503, 504, 0};  // 0: other
     static constexpr std::array<double, 14> buckets = {
         0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};  // seconds
 

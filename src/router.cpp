@@ -135,15 +135,15 @@ boost::asio::awaitable<reply> dispatch_request(handlers& h, const route_match& m
     try {
         switch (m.id) {
             case route::mongo:
-                co_return co_await h.mongo(h.cfg().collection);
+                co_return co_await h.mongo(m, h.cfg().collection);
             case route::mongo_collection:
-                co_return co_await h.mongo(m.collection);
+                co_return co_await h.mongo(m, m.collection);
             case route::mongo_document:
-                co_return co_await h.mongo(m.collection, m.id_text);
+                co_return co_await h.mongo(m, m.collection, m.id_text);
             case route::json:
                 co_return co_await h.json();
             case route::sleep:
-                co_return co_await h.sleep(m.query);
+                co_return co_await h.sleep(m);
             case route::sleep_async:
                 co_return co_await h.sleep_async(m.query);
             case route::healthz:
@@ -155,6 +155,10 @@ boost::asio::awaitable<reply> dispatch_request(handlers& h, const route_match& m
             case route::none:
                 break;
         }
+    } catch (const client_gone&) {
+        auto r = error_reply(499, "client closed the connection");  // nobody will read it
+        r.close = true;
+        co_return r;
     } catch (const pool_overloaded&) {
         auto r = error_reply(503, "server overloaded, retry later");
         r.retry_after = 1;

@@ -45,6 +45,7 @@ struct reply {
     std::string_view content_type = "application/json";
     std::string_view allow;    // set on 405
     unsigned retry_after = 0;  // seconds, set on 503
+    bool close = false;        // close the connection after this reply
 };
 
 struct route_match {
@@ -53,6 +54,7 @@ struct route_match {
     std::string_view id_text;     // for mongo_document
     std::string_view query;       // after '?', without it
     unsigned status = 200;        // 400, 404 or 405 when id == route::none
+    int client_fd = -1;           // the client's socket: the pool skips jobs of clients that left
 };
 
 // Only GET and HEAD exist; `target` must be in origin form ("/path?query").

@@ -267,9 +267,10 @@ asio::awaitable<void> serve(connection& c, shared_state& s) {
         const auto& req = parser.get();
         c.expire_never();  // the database calls carry deadlines of their own
         auto match = match_route(req.method_string(), req.target());
+        match.client_fd = c.socket.native_handle();
         reply r = co_await dispatch_request(s.routes, match);
 
-        bool keep_alive = req.keep_alive() && !s.draining;
+        bool keep_alive = req.keep_alive() && !r.close && !s.draining;
         bool sent = co_await write_reply(c, r, req.version(), keep_alive,
                                          req.method() == http::verb::head, s);
         s.stats.observe(match.id, r.status, clock_type::now() - start);
