@@ -1,6 +1,8 @@
 // Parses coroserve's flags and environment variables into a config, from one option table.
 #include "config.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <limits>
 #include <sstream>
@@ -232,23 +234,52 @@ parsed_config parse_config(std::span<const char* const> args, const env_lookup& 
     return {std::move(cfg), {}};
 }
 
+namespace {
+
+// Options whose values are secrets too: a key file's password, AWS session tokens.
+std::string redact_secret_options(std::string uri) {
+    static constexpr std::string_view secret[] = {"tlscertificatekeyfilepassword",
+                                                  "sslclientcertificatekeypassword",
+                                                  "authmechanismproperties"};
+    auto q = uri.find('?');
+    if (q == std::string::npos) return uri;
+    std::string out = uri.substr(0, q + 1);
+    std::string_view rest = std::string_view{uri}.substr(q + 1);
+    for (;;) {
+        auto end = rest.find_first_of("&;");
+        auto pair = rest.substr(0, end);
+        auto eq = pair.find('=');
+        std::string key{pair.substr(0, eq)};
+        for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        bool hide = eq != std::string_view::npos &&
+                    std::find(std::begin(secret), std::end(secret), key) != std::end(secret);
+        out += hide ? std::string{pair.substr(0, eq + 1)} + "***" : std::string{pair};
+        if (end == std::string_view::npos) break;
+        out += rest[end];
+        rest.remove_prefix(end + 1);
+    }
+    return out;
+}
+
+}  // namespace
+
 std::string redact_uri(std::string_view uri) {
     // mongodb://user:password@host/... : the password is between the first ':' after the
     // scheme and the last '@' before the host list.
     auto scheme = uri.find("://");
-    if (scheme == std::string_view::npos) return std::string{uri};
+    if (scheme == std::string_view::npos) return redact_secret_options(std::string{uri});
     auto rest = uri.substr(scheme + 3);
     auto host_end = rest.find_first_of("/?");
     auto authority = rest.substr(0, host_end);
     auto at = authority.rfind('@');
-    if (at == std::string_view::npos) return std::string{uri};
+    if (at == std::string_view::npos) return redact_secret_options(std::string{uri});
     auto userinfo = authority.substr(0, at);
     auto colon = userinfo.find(':');
     std::string out{uri.substr(0, scheme + 3)};
     out += userinfo.substr(0, colon);
     if (colon != std::string_view::npos) out += ":***";
     out += rest.substr(at);
-    return out;
+    return redact_secret_options(std::move(out));
 }
 
 }  // namespace coroserve
