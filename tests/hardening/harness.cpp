@@ -257,8 +257,10 @@ std::string request(std::string_view target, std::vector<std::string> extra,
     return r + "\r\n";
 }
 
-std::unique_ptr<test_support::standin> make_standin() {
-    return std::make_unique<test_support::standin>(test_support::standin::benchmark_seed_args());
+std::unique_ptr<test_support::standin> make_standin(std::vector<std::string> extra) {
+    auto args = test_support::standin::benchmark_seed_args();
+    args.insert(args.end(), extra.begin(), extra.end());
+    return std::make_unique<test_support::standin>(args);
 }
 
 std::string server::executable() {

@@ -82,8 +82,8 @@ outcome exchange(std::uint16_t port, std::string_view bytes, std::size_t chunk =
 // One GET on a fresh connection; nullopt if nothing came back.
 std::optional<response> get(std::uint16_t port, std::string_view target, milliseconds timeout = 5s);
 
-// The benchmark seed on a fresh stand-in (stdin fault control).
-std::unique_ptr<test_support::standin> make_standin();
+// The benchmark seed on a fresh stand-in (stdin fault control), plus `extra` arguments.
+std::unique_ptr<test_support::standin> make_standin(std::vector<std::string> extra = {});
 
 struct server_options {
     std::vector<std::string> args;  // after the defaults; later flags win

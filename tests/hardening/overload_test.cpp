@@ -1,0 +1,174 @@
+// Overload: more connections than file descriptors (a low RLIMIT_NOFILE), and a saturated
+// blocking pool. The server answers or backs off, keeps serving what it holds, and recovers.
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "harness.hpp"
+
+using namespace hardening;
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+// One keep-alive request on an open connection; the status, or 0 if nothing came in time.
+unsigned ask(raw_connection& c, std::string_view target, milliseconds timeout = 5s,
+             std::string* body = nullptr) {
+    if (!c.send(request(target), 0, 0ms, timeout)) return 0;
+    std::string got;
+    auto deadline = clock_type::now() + timeout;
+    while (clock_type::now() < deadline && !c.closed()) {
+        got += c.read_some(1, 100ms);
+        auto o = parse_responses(got);
+        if (!o.responses.empty() && !o.garbled) {
+            if (body) *body = o.responses.front().body;
+            return o.responses.front().status;
+        }
+    }
+    return 0;
+}
+
+}  // namespace
+
+TEST_CASE("more connections than descriptors: accept backs off, serves, recovers", "[hardening]") {
+    auto db = make_standin();
+    constexpr int limit = 64;
+    server srv{
+        db->uri(),
+        {.args = {"--workers", "2", "--header-timeout-ms", "30000", "--idle-timeout-ms", "30000"},
+         .nofile = limit}};
+    // Baseline with the database connections open: one /mongo first.
+    auto warm = get(srv.port(), "/mongo");
+    REQUIRE(warm);
+    REQUIRE(warm->status == 200);
+    std::this_thread::sleep_for(300ms);
+    const int fds_at_start = open_fds(srv.pid());
+
+    // Ten connections in use before the flood; one of them also warms the database pool.
+    std::vector<std::unique_ptr<raw_connection>> existing;
+    for (int i = 0; i < 10; ++i) {
+        existing.push_back(std::make_unique<raw_connection>(srv.port()));
+        REQUIRE(ask(*existing.back(), i == 0 ? "/mongo" : "/json") == 200);
+    }
+    // The flood: the kernel completes these handshakes; the server runs out of descriptors.
+    std::vector<std::unique_ptr<raw_connection>> flood;
+    for (int i = 0; i < 3 * limit; ++i)
+        flood.push_back(std::make_unique<raw_connection>(srv.port()));
+    CHECK(eventually(
+        [&] {
+            std::string text;
+            return ask(*existing[0], "/metrics", 5s, &text) == 200 &&
+                   metric(text, "coroserve_accept_errors_total") > 0;
+        },
+        5s));
+    const int fds_flooded = open_fds(srv.pid());
+    CHECK(fds_flooded >= limit - 2);
+
+    // Existing connections keep being served, database calls included.
+    for (std::size_t i = 1; i < existing.size(); ++i)
+        CHECK(ask(*existing[i], i % 2 ? "/json" : "/mongo/small") == 200);
+    // A new connection waits in the backlog meanwhile (no answer, no crash).
+    auto waiting = std::make_unique<raw_connection>(srv.port());
+    waiting->send(request("/json"));
+    CHECK(waiting->read_some(1, 300ms).empty());
+
+    // Free descriptors: the waiting client is answered, new ones succeed again.
+    for (auto& c : flood) c->reset();
+    flood.clear();
+    std::string late = waiting->read_some(1, 10s);
+    auto o = parse_responses(late + waiting->read_some(1000, 200ms));
+    REQUIRE_FALSE(o.responses.empty());
+    CHECK(o.responses.front().status == 200);
+    CHECK(eventually(
+        [&] {
+            auto r = get(srv.port(), "/mongo", 2s);
+            return r && r->status == 200;
+        },
+        10s));
+    for (auto& c : existing) CHECK(ask(*c, "/json") == 200);
+    existing.clear();
+    waiting.reset();
+    std::string text = metrics_text(srv.port());
+    std::printf("descriptors: limit %d, server fds %d at start, %d flooded; accept errors %.0f\n",
+                limit, fds_at_start, fds_flooded, metric(text, "coroserve_accept_errors_total"));
+    CHECK(eventually([&] { return open_fds(srv.pid()) <= fds_at_start + 4; }, 5s));
+    CHECK(srv.running());
+}
+
+TEST_CASE("pool saturation: excess requests get 503 + Retry-After at once, admitted ones finish",
+          "[hardening]") {
+    auto db = make_standin();
+    server srv{db->uri(), {.args = {"--workers", "2", "--queue", "4"}}};
+    steady_client polite{srv.port()};  // /json needs no pool thread: it must not notice
+
+    constexpr int clients = 40;
+    constexpr int sleep_ms = 400;
+    struct result {
+        unsigned status = 0;
+        bool retry_after = false;
+        long long ms = -1;
+    };
+    std::vector<result> results(clients);
+    std::vector<std::unique_ptr<raw_connection>> conns;
+    for (int i = 0; i < clients; ++i) conns.push_back(std::make_unique<raw_connection>(srv.port()));
+    std::vector<std::thread> threads;
+    const std::string req = request("/sleep?ms=" + std::to_string(sleep_ms));
+    for (int i = 0; i < clients; ++i)
+        threads.emplace_back([&, i] {
+            auto start = clock_type::now();
+            auto& c = *conns[static_cast<std::size_t>(i)];
+            c.send(req);
+            std::string got;
+            while (!c.closed() && clock_type::now() - start < 15s) {
+                got += c.read_some(1, 100ms);
+                auto o = parse_responses(got);
+                if (!o.responses.empty() && !o.garbled) {
+                    auto& r = results[static_cast<std::size_t>(i)];
+                    r.status = o.responses.front().status;
+                    r.retry_after = o.responses.front().header("Retry-After").has_value();
+                    r.ms =
+                        std::chrono::duration_cast<milliseconds>(clock_type::now() - start).count();
+                    break;
+                }
+            }
+        });
+    for (auto& t : threads) t.join();
+
+    int ok = 0, rejected = 0;
+    long long worst_rejection = 0, worst_admitted = 0;
+    for (auto& r : results) {
+        INFO("status " << r.status << " after " << r.ms << " ms");
+        REQUIRE((r.status == 200 || r.status == 503));
+        if (r.status == 503) {
+            ++rejected;
+            CHECK(r.retry_after);
+            worst_rejection = std::max(worst_rejection, r.ms);
+        } else {
+            ++ok;
+            worst_admitted = std::max(worst_admitted, r.ms);
+        }
+    }
+    std::string text = metrics_text(srv.port());
+    double counted = metric(text, "coroserve_pool_rejections_total");
+    std::printf(
+        "pool saturation: %d admitted (slowest %lld ms), %d rejected with 503 (slowest "
+        "%lld ms), %.0f counted in /metrics\n",
+        ok, worst_admitted, rejected, worst_rejection, counted);
+    // 2 running + 4 queued at a time; the rest are refused at once.
+    CHECK(ok >= 6);
+    CHECK(rejected >= clients - 12);
+    CHECK(counted == rejected);
+    CHECK(metric(text, "coroserve_requests_total{route=\"/sleep\",status=\"503\"}") == rejected);
+    CHECK(worst_rejection < 1000);  // "at once": no pool time, only a loaded machine's scheduling
+    // Admitted: at most (6 / 2) sleeps in a row, plus slack.
+    CHECK(worst_admitted < 3 * sleep_ms + 2000);
+
+    polite.stop();
+    INFO("polite client: " << polite.last_problem());
+    CHECK(polite.ok() > 0);
+    CHECK(polite.not_ok() == 0);
+    CHECK(polite.failures() == 0);
+}
