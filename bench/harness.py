@@ -6,6 +6,7 @@ Sub-commands (each can run alone; `all` runs them in turn into one results direc
   sleep    the seed's /sleep demo: 1 worker vs 2 workers, and /sleep/async
   idle     RSS growth per idle keep-alive connection (10,000 held by bench/clients/idle_hold.py)
   openloop latency at a fixed offered rate below saturation (bench/clients/openloop.py)
+  report   re-render results.md/csv and the charts of --out DIR from its results.json
 """
 import argparse
 import datetime
@@ -641,7 +642,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", nargs="?", default="matrix",
-                   choices=["matrix", "sweep", "sleep", "idle", "openloop", "all"])
+                   choices=["matrix", "sweep", "sleep", "idle", "openloop", "all", "report"])
     p.add_argument("--full", action="store_true", help="the seed's 30 s runs (default: quick, ~15 min matrix)")
     p.add_argument("--ci", action="store_true", help="short runs, 200/1000 connections, coroserve + nginx + /json")
     p.add_argument("--contenders", type=_names, help=f"comma list of {','.join(ids)}")
@@ -730,6 +731,16 @@ def machine_lock(max_wait_s):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "report":
+        # Re-renders results.csv/md and the charts of an existing run from its results.json.
+        if not args.out:
+            log("bench/run report needs --out DIR (a results directory)")
+            return 2
+        with open(os.path.join(args.out, "results.json")) as f:
+            results = json.load(f)
+        report.save(args.out, results, charts=True)
+        log(f"== {args.out}/results.md")
+        return 0
     procs.install_cleanup()
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = os.path.abspath(args.out or os.path.join(ROOT, "bench/results", stamp))

@@ -191,6 +191,7 @@ def markdown(results):
                        f"{_fmt_num(lat.get('p999'), 2)} | {_fmt_num(lat.get('max'), 2)} | {r.get('errors')} | "
                        f"{r.get('non2xx')} |")
         out.append("")
+    out += _targets_md(results)
     if results.get("skipped"):
         out.append("## Skipped")
         out.append("")
@@ -200,12 +201,74 @@ def markdown(results):
     return "\n".join(out)
 
 
+def _point(results, cid, doc, conns):
+    return next((r for r in results.get("runs", []) if r["contender"] == cid and r["doc"] == doc
+                 and r["connections"] == conns), None)
+
+
+def targets(results):
+    """Issue 4's targets, checked on this run: [{target, measured, met}] (met None = not measured)."""
+    out = []
+
+    def ratio(a, b, doc, conns, at_least, label):
+        ra, rb = _point(results, a, doc, conns), _point(results, b, doc, conns)
+        if ra is None or rb is None:
+            out.append({"target": label, "measured": None, "met": None})
+            return
+        if not rb["rps_ok"]:
+            out.append({"target": label, "measured": f"undefined: {b} had no successful request", "met": None})
+            return
+        x = ra["rps_ok"] / rb["rps_ok"]
+        out.append({"target": label, "measured": f"{x:.2f}x ({ra['rps_ok']:,.0f} vs {rb['rps_ok']:,.0f} req/s)",
+                    "met": x >= at_least})
+
+    ratio("coroserve", "node-express", "small", 1000, 3, "coroserve /mongo >= 3x node-express, small, 1000 conns")
+    ratio("coroserve", "flask-gunicorn-gevent", "small", 1000, 10,
+          "coroserve /mongo >= 10x flask-gunicorn-gevent, small, 1000 conns")
+    ratio("coroserve", "nginx", "small", 200, 0.5, "coroserve /mongo >= 50% of nginx, small, 200 conns")
+    ratio("coroserve-json", "nginx", "small", 200, 0.9, "coroserve /json >= 90% of nginx, small, 200 conns")
+    runs = results.get("runs", [])
+    ours = [r for r in runs if r["contender"] == "coroserve"]
+    if ours:
+        behind = []
+        for r in ours:
+            for other in runs:
+                if (other["doc"], other["connections"]) == (r["doc"], r["connections"]) and other["endpoint"] == "/mongo" \
+                        and other["contender"] not in ("coroserve", "nginx") and other["rps_ok"] > r["rps_ok"]:
+                    behind.append(f"{other['contender']} {r['doc']} c={r['connections']}")
+        out.append({"target": "coroserve ahead of every DB-backed contender at every point",
+                    "measured": "ahead everywhere" if not behind else "behind: " + ", ".join(behind),
+                    "met": not behind})
+        bad = [f"{r['doc']} c={r['connections']}: {_failures(r)}" for r in ours if _failures(r)]
+        out.append({"target": "coroserve: zero socket errors, timeouts and non-2xx at every point",
+                    "measured": "none" if not bad else "; ".join(bad), "met": not bad})
+    idle = [r for r in results.get("idle", []) if r["contender"] == "coroserve"]
+    if idle and idle[0].get("bytes_per_connection") is not None:
+        b = idle[0]["bytes_per_connection"]
+        out.append({"target": "coroserve RSS growth per idle keep-alive connection <= 8 KiB",
+                    "measured": f"{b / 1024:.1f} KiB", "met": b <= 8192})
+    return out
+
+
+def _targets_md(results):
+    rows = targets(results)
+    if not rows:
+        return []
+    out = ["## Issue 4's targets, on this run", "", "| target | measured | met |", "|---|---|---|"]
+    for t in rows:
+        met = {True: "yes", False: "**no**", None: "not measured" if t["measured"] is None else "undefined"}[t["met"]]
+        out.append(f"| {t['target']} | {t['measured'] or '-'} | {met} |")
+    out.append("")
+    return out
+
+
 def write_md(path, results):
     with open(path, "w") as f:
         f.write(markdown(results))
 
 
 def save(out_dir, results, charts=False):
+    results["targets"] = targets(results)
     write_json(os.path.join(out_dir, "results.json"), results)
     write_csv(os.path.join(out_dir, "results.csv"), results)
     write_md(os.path.join(out_dir, "results.md"), results)

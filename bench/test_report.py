@@ -86,6 +86,19 @@ class ReportTest(unittest.TestCase):
         self.assertIn("| coroserve --workers 1 | 2 | 5 | 1.00 |", md)
         self.assertIn("| nginx | 10,000 | 10,000 | 1.0 | 6.0 | 524 |", md)
 
+    def test_targets(self):
+        r = self.results
+        node = dict(r["runs"][0], contender="node-express", connections=1000, rps_ok=1000.0)
+        ours = dict(r["runs"][0], connections=1000, rps_ok=3500.0)
+        go = dict(r["runs"][0], contender="go-nethttp", connections=1000, rps_ok=5000.0)
+        r["runs"] += [node, ours, go]
+        t = {x["target"]: x for x in report.targets(r)}
+        self.assertTrue(t["coroserve /mongo >= 3x node-express, small, 1000 conns"]["met"])
+        self.assertIsNone(t["coroserve /mongo >= 10x flask-gunicorn-gevent, small, 1000 conns"]["met"])
+        self.assertFalse(t["coroserve ahead of every DB-backed contender at every point"]["met"])
+        self.assertTrue(t["coroserve: zero socket errors, timeouts and non-2xx at every point"]["met"])
+        self.assertIn("## Issue 4's targets", report.markdown(r))
+
     def test_charts(self):
         try:
             import matplotlib  # noqa: F401
