@@ -133,9 +133,6 @@ int main(int argc, char** argv) {
         return 2;
     }
 
-    std::vector<std::unique_ptr<asio::io_context>> contexts;
-    for (int i = 0; i < opt.threads; ++i) contexts.push_back(std::make_unique<asio::io_context>(1));
-
     standin::store db;
     standin::cursor_table cursors;
     standin::fault_state faults;
@@ -147,6 +144,12 @@ int main(int argc, char** argv) {
         return 2;
     }
 
+    // Declaration order is destruction order, reversed: the I/O objects go first, then the
+    // contexts (destroying the coroutine frames still suspended there), then the server
+    // those frames refer to, then the data.
+    std::optional<standin::server> srv;
+    std::vector<std::unique_ptr<asio::io_context>> contexts;
+    for (int i = 0; i < opt.threads; ++i) contexts.push_back(std::make_unique<asio::io_context>(1));
     // Before the port is printed: whoever reads it may signal us at once.
     asio::signal_set signals(*contexts[0], SIGINT, SIGTERM);
     std::optional<tcp::acceptor> acceptor;
@@ -164,7 +167,6 @@ int main(int argc, char** argv) {
 
     std::vector<asio::io_context*> ptrs;
     for (auto& c : contexts) ptrs.push_back(c.get());
-    std::optional<standin::server> srv;
     srv.emplace(ptrs, *acceptor, standin::services{db, cursors, faults},
                 std::chrono::milliseconds(opt.message_timeout_ms));
 
@@ -178,21 +180,15 @@ int main(int argc, char** argv) {
     if (opt.control_stdin)
         asio::co_spawn(*contexts[0], srv->control_loop(STDIN_FILENO, stop), asio::detached);
 
-    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
     std::vector<std::thread> threads;
     for (std::size_t i = 1; i < contexts.size(); ++i) {
-        guards.push_back(asio::make_work_guard(*contexts[i]));
-        threads.emplace_back([&ctx = *contexts[i]] { ctx.run(); });
+        threads.emplace_back([&ctx = *contexts[i]] {
+            auto guard = asio::make_work_guard(ctx);  // idle until a connection arrives
+            ctx.run();
+        });
     }
     contexts[0]->run();
     stop();
     for (auto& t : threads) t.join();
-
-    // Coroutine frames still suspended on the contexts refer to the server and the store:
-    // destroy them (with their contexts) before those.
-    guards.clear();
-    acceptor.reset();
-    contexts.clear();
-    srv.reset();
     return 0;
 }
