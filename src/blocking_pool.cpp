@@ -8,13 +8,14 @@
 namespace coroserve {
 namespace {
 
-// True if the peer closed (FIN) or reset the connection. Pipelined bytes waiting to be read
-// mean it is still there. Safe from a worker: the session is suspended on this very job.
-bool peer_left(int fd) {
+// True if the peer reset the connection (an abortive close, or a write to a closed socket).
+// A plain close (FIN) is not enough: a client may half-close after its request and still read
+// the answer. Safe from a worker: the session is suspended on this very job.
+bool peer_reset(int fd) {
     if (fd < 0) return false;
     char byte;
     ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
 }  // namespace
@@ -62,7 +63,7 @@ void blocking_pool::work() {
         }
         if (j->claimed.exchange(true)) {
             // cancelled while queued: skip it
-        } else if (peer_left(j->client_fd)) {
+        } else if (peer_reset(j->client_fd)) {
             skipped_.fetch_add(1, std::memory_order_relaxed);
             j->abandon(std::make_exception_ptr(client_gone{}));
         } else {

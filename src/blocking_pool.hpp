@@ -42,7 +42,7 @@ struct job_cancelled : std::runtime_error {
     job_cancelled() : std::runtime_error("job cancelled before it ran") {}
 };
 struct client_gone : std::runtime_error {
-    client_gone() : std::runtime_error("the client closed its connection while the job waited") {}
+    client_gone() : std::runtime_error("the client reset its connection while the job waited") {}
 };
 
 class blocking_pool {
@@ -53,7 +53,7 @@ class blocking_pool {
     blocking_pool& operator=(const blocking_pool&) = delete;
 
     // `client_fd`, when given, is the socket of the client the job works for: a worker skips the
-    // job (client_gone) if that client closed or reset its connection while the job waited.
+    // job (client_gone) if that client reset its connection while the job waited.
     template <class Fn, class T = std::invoke_result_t<Fn&>>
     boost::asio::awaitable<T> run(Fn fn, int client_fd = -1);
 

@@ -84,8 +84,8 @@ std::string metrics::render(const blocking_pool& pool) const {
           static_cast<long long>(pool.queued()));
     count("coroserve_pool_rejections_total",
           "Requests answered 503 because the pool queue was full.", pool.rejected());
-    count("coroserve_pool_skipped_total", "Queued jobs skipped because their client had left.",
-          pool.skipped());
+    count("coroserve_pool_skipped_total",
+          "Queued jobs skipped because their client reset the connection.", pool.skipped());
     count("coroserve_db_unavailable_total", "Database calls that found no server (503).",
           load(db_unavailable));
     count("coroserve_db_timeouts_total", "Database calls past their deadline (504).",

@@ -54,7 +54,7 @@ struct route_match {
     std::string_view id_text;     // for mongo_document
     std::string_view query;       // after '?', without it
     unsigned status = 200;        // 400, 404 or 405 when id == route::none
-    int client_fd = -1;           // the client's socket: the pool skips jobs of clients that left
+    int client_fd = -1;           // the client's socket: the pool skips jobs of clients gone
 };
 
 // Only GET and HEAD exist; `target` must be in origin form ("/path?query").

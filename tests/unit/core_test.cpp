@@ -1,5 +1,10 @@
 // Unit tests of the server's pure logic (routes, ids, configuration) and of the blocking
 // pool's hand-off, driven on a real io_context.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -301,4 +306,71 @@ TEST_CASE("metrics: counters by route and status, and a histogram", "[unit]") {
                Catch::Contains(R"(coroserve_request_duration_seconds_bucket{le="0.0005"} 1)"));
     CHECK_THAT(text, Catch::Contains(R"(coroserve_request_duration_seconds_bucket{le="+Inf"} 4)"));
     CHECK_THAT(text, Catch::Contains("coroserve_pool_workers 1"));
+}
+
+namespace {
+
+// A connected loopback TCP pair: {client, server side}.
+std::pair<int, int> tcp_pair() {
+    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(listener, 1) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+    int client = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    int server = ::accept(listener, nullptr, nullptr);
+    ::close(listener);
+    REQUIRE(server >= 0);
+    return {client, server};
+}
+
+}  // namespace
+
+TEST_CASE("pool: a queued job whose client reset its connection is skipped", "[unit]") {
+    asio::io_context ctx;
+    blocking_pool pool{1, 4};
+    std::promise<void> release;
+    auto gate = release.get_future().share();
+    auto [client, server_side] = tcp_pair();
+    std::atomic<int> ran{0};
+    auto blocker = [&]() -> asio::awaitable<void> { co_await pool.run([gate] { gate.wait(); }); };
+    auto for_client = [&, fd = server_side]() -> asio::awaitable<bool> {
+        try {
+            co_await pool.run([&ran] { ++ran; }, fd);
+        } catch (const client_gone&) {
+            co_return true;
+        }
+        co_return false;
+    };
+    asio::co_spawn(ctx, blocker(), asio::detached);
+    auto skipped = asio::co_spawn(ctx, for_client(), asio::use_future);
+    ctx.run_for(20ms);
+    linger abort_on_close{1, 0};  // close with a reset, as a vanished client's kernel would
+    ::setsockopt(client, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
+    ::close(client);
+    std::this_thread::sleep_for(20ms);
+    release.set_value();
+    for (int i = 0; i < 500 && skipped.wait_for(0s) != std::future_status::ready; ++i)
+        ctx.run_for(10ms);
+    REQUIRE(skipped.wait_for(0s) == std::future_status::ready);
+    CHECK(skipped.get());
+    CHECK(ran == 0);
+    CHECK(pool.skipped() == 1);
+    ::close(server_side);
+}
+
+TEST_CASE("pool: a client that only half-closed still gets its job run", "[unit]") {
+    asio::io_context ctx;
+    blocking_pool pool{1, 4};
+    auto [client, server_side] = tcp_pair();
+    ::shutdown(client, SHUT_WR);  // FIN: it may still be reading
+    std::this_thread::sleep_for(20ms);
+    CHECK(run_coro(ctx, pool.run([] { return 42; }, server_side)) == 42);
+    CHECK(pool.skipped() == 0);
+    ::close(client);
+    ::close(server_side);
 }
