@@ -275,3 +275,28 @@ TEST_CASE("With a bounded queue, waiting jobs are served and the one past it get
     REQUIRE(parse(a.body).at("canonicalUrl").as_string() == "http://foo.com");
     REQUIRE(q2.expect_response(10s).status == 200);
 }
+
+TEST_CASE("A slow database is queried by the workers in parallel", "[e2e][mongo]") {
+    database db;
+    if (skip_without_standin(db)) return;
+    server srv{db.uri(), {"--workers", "8"}};
+    // Warm the driver's connection pool first, so the timing below is the queries'.
+    {
+        std::vector<connection> warm;
+        for (int i = 0; i < 8; ++i) {
+            warm.emplace_back(srv.port());
+            warm.back().send(get_request("/mongo"));
+        }
+        for (auto& c : warm) REQUIRE(c.expect_response(10s).status == 200);
+    }
+    db.standin().set_latency_ms(300);
+    std::vector<connection> conns;
+    for (int i = 0; i < 8; ++i) conns.emplace_back(srv.port());
+    auto elapsed = time_ms([&] {
+        for (auto& c : conns) c.send(get_request("/mongo/big"));
+        for (auto& c : conns) REQUIRE(c.expect_response(10s).status == 200);
+    });
+    INFO("8 queries of 300 ms on 8 workers took " << elapsed << " ms");
+    CHECK(elapsed >= 290);
+    CHECK(elapsed < 1800);  // one at a time would be 2400 ms
+}

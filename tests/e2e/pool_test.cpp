@@ -108,3 +108,25 @@ TEST_CASE("/sleep and /sleep/async validate ms", "[e2e]") {
         REQUIRE(c.get(std::string{route} + "?x=1&ms=5").status == 200);
     }
 }
+
+// Hidden until the server does it (issue 2: "queued jobs whose client has gone away are
+// skipped"): today a session awaiting the pool does not notice that its client closed, so the
+// job still runs and delays everyone queued behind it. Run with: e2e_test '[known-gap]'.
+TEST_CASE("Queued jobs of clients that have gone away are skipped", "[e2e][.][known-gap]") {
+    server srv{no_database_uri, {"--workers", "1", "--queue", "8"}};
+    connection holder{srv.port()};
+    holder.send(get_request("/sleep?ms=1000"));
+    REQUIRE(wait_for_metric(srv.port(), "coroserve_pool_busy", 1) == 1);
+    {
+        std::vector<connection> gone;
+        for (int i = 0; i < 5; ++i) {
+            gone.emplace_back(srv.port());
+            gone.back().send(get_request("/sleep?ms=300"));
+        }
+        REQUIRE(wait_for_metric(srv.port(), "coroserve_pool_queue_depth", 5) == 5);
+    }  // the five clients leave while their jobs wait
+    REQUIRE(holder.expect_response(10s).status == 200);
+    auto elapsed = time_ms([&] { REQUIRE(get(srv.port(), "/sleep?ms=1").status == 200); });
+    INFO("a new job waited " << elapsed << " ms (five abandoned jobs would take 1500 ms)");
+    CHECK(elapsed < 1000);
+}
