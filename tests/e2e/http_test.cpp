@@ -51,7 +51,24 @@ TEST_CASE("Malformed requests are answered 400 and the connection is closed", "[
         c.send(bytes);
         require_error_then_close(c, 400);
     }
-    REQUIRE(metric_now(srv.port(), bad_metric) == garbage.size());
+
+    // Garbage pipelined behind a good request: the good one is answered, then 400 and close.
+    {
+        connection c{srv.port()};
+        c.send(get_request("/json") + "BLAH BLAH\r\n\r\n");
+        auto ok = c.expect_response();
+        REQUIRE(ok.status == 200);
+        REQUIRE_FALSE(ok.closes());
+        require_error_then_close(c, 400);
+    }
+    // Content-Length and Transfer-Encoding together (a smuggling vector) are refused.
+    {
+        connection c{srv.port()};
+        c.send(
+            "GET /json HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+            "Content-Length: 3\r\n\r\n0\r\n\r\n");
+        require_error_then_close(c, 400);
+    }
 
     // A request target that is not origin-form ("absolute" or "*") is not ours: 400, but the
     // request itself was well formed, so the connection stays open.
@@ -59,6 +76,7 @@ TEST_CASE("Malformed requests are answered 400 and the connection is closed", "[
     c.send("GET http://example.com/json HTTP/1.1\r\nHost: a\r\n\r\n");
     require_error(c.expect_response(), 400);
     REQUIRE(c.get("/json").status == 200);
+    REQUIRE(metric_now(srv.port(), bad_metric) == garbage.size() + 2);
 }
 
 TEST_CASE("Unknown paths are 404 and the connection stays open", "[e2e]") {
