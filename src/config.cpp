@@ -182,12 +182,10 @@ std::string help_text() {
     out << "Usage: coroserve [options]\n"
            "A C++20 coroutine HTTP server that serves MongoDB documents as JSON.\n\n"
            "Options (each also read from the environment variable shown):\n";
-    for (const auto& o : options()) {
-        std::string head = "  " + std::string{o.flag} + (o.is_switch ? "" : " VALUE");
-        out << head << std::string(head.size() < 34 ? 34 - head.size() : 1, ' ') << o.help << "  ["
-            << o.env << "]\n";
-    }
-    out << "  --help                          this text\n";
+    for (const auto& o : options())
+        out << "  " << o.flag << (o.is_switch ? "" : " VALUE") << "  (" << o.env << ")\n      "
+            << o.help << "\n";
+    out << "  --help\n      this text\n";
     return out.str();
 }
 
