@@ -112,3 +112,26 @@ TEST_CASE("standin fixture: faults through stdin, stop and start on the same por
     REQUIRE(connects(port));
     REQUIRE(s.state().find("latency=0") != std::string::npos);  // a fresh process
 }
+
+TEST_CASE("standin: --latency-ms sets the initial latency; SIGINT also exits 0",
+          "[mongo][fixture]") {
+    standin s({"--latency-ms", "25"});
+    REQUIRE(s.state().find("latency=25 ") != std::string::npos);
+
+    child_process p({standin::executable(), "--port", "0"});
+    REQUIRE(std::stoi(p.first_line()) > 0);
+    p.send_signal(SIGINT);
+    auto st = p.wait(10s);
+    REQUIRE(st);
+    REQUIRE(st->ok());
+}
+
+TEST_CASE("standin --help exits 0 and names every option", "[mongo][fixture]") {
+    child_process p({standin::executable(), "--help"});
+    std::string text = p.first_line();
+    for (auto line = p.read_line(5s); line; line = p.read_line(5s)) text += "\n" + *line;
+    REQUIRE(p.wait(10s).value().ok());
+    for (const char* option : {"--port", "--bind", "--seed", "--latency-ms", "--threads",
+                               "--control-stdin", "--message-timeout-ms", "standinFault"})
+        CHECK(text.find(option) != std::string::npos);
+}

@@ -2,10 +2,13 @@
 // insert, a cursor served by getMore, killCursors, errors, and the injected faults.
 #include <bson/bson.h>
 #include <mongoc/mongoc.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <string>
@@ -385,6 +388,46 @@ TEST_CASE("libmongoc: refused and dropped connections", "[mongo][mongoc][faults]
         }
         REQUIRE(recovered);
     }
+}
+
+TEST_CASE("--seed reads one document, an array, or JSON lines", "[mongo][mongoc][tools]") {
+    const std::string dir =
+        std::filesystem::temp_directory_path() / ("standin-seed-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/array.json") << R"([{"_id": 1}, {"_id": 2, "n": {"$numberLong": "5"}},
+        {"name": "no id"}])";
+    std::ofstream(dir + "/lines.json") << "{\"a\": 1}\n{\"a\": 2}\n\n{\"a\": 3}\n{\"a\": 4}\n";
+    standin s({"--seed", "s.array=" + dir + "/array.json", "--seed",
+               "s.lines=" + dir + "/lines.json", "--seed",
+               "s.one=" + standin::data_dir() + "/big_doc.json"});
+    std::filesystem::remove_all(dir);
+
+    pool p(s.uri());
+    client cl(p);
+    auto count = [&](const char* coll) {
+        auto cmd = json(std::string(R"({"count": ")") + coll + "\"}");
+        bson_t reply;
+        bson_error_t error;
+        REQUIRE(mongoc_client_command_simple(cl.get(), "s", cmd.get(), nullptr, &reply, &error));
+        bson_iter_t it;
+        REQUIRE(bson_iter_init_find(&it, &reply, "n"));
+        const int64_t n = bson_iter_as_int64(&it);
+        bson_destroy(&reply);
+        return n;
+    };
+    CHECK(count("array") == 3);
+    CHECK(count("lines") == 4);
+    CHECK(count("one") == 1);
+    bson_error_t error;
+    auto two = find_one(cl, "s", "array", json(R"({"_id": 2})").get(), &error);
+    REQUIRE(two);
+    bson_iter_t it;
+    REQUIRE(bson_iter_init_find(&it, two.get(), "n"));
+    REQUIRE(BSON_ITER_HOLDS_INT64(&it));  // extended JSON types survive
+    auto no_id = find_one(cl, "s", "array", json(R"({"name": "no id"})").get(), &error);
+    REQUIRE(no_id);
+    REQUIRE(bson_iter_init_find(&it, no_id.get(), "_id"));
+    REQUIRE(BSON_ITER_HOLDS_OID(&it));  // given one by the stand-in
 }
 
 TEST_CASE("mongo-seed loads files; mongo-driver-load reads them back", "[mongo][mongoc][tools]") {
