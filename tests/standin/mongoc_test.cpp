@@ -390,7 +390,7 @@ TEST_CASE("libmongoc: refused and dropped connections", "[mongo][mongoc][faults]
     }
 }
 
-TEST_CASE("--seed reads one document, an array, or JSON lines", "[mongo][mongoc][tools]") {
+TEST_CASE("seed files: one document, an array, or JSON lines", "[mongo][mongoc][tools]") {
     const std::string dir =
         std::filesystem::temp_directory_path() / ("standin-seed-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
