@@ -56,20 +56,36 @@ std::optional<std::string> response::header(std::string_view name) const {
 }
 
 std::string outcome::describe() const {
+    // Runs of one status ("200 x1000", "404, 200"), or totals by status when they alternate.
+    std::vector<std::pair<unsigned, std::size_t>> runs;
+    for (auto& r : responses) {
+        if (runs.empty() || runs.back().first != r.status)
+            runs.emplace_back(r.status, 1);
+        else
+            ++runs.back().second;
+    }
+    if (runs.size() > 4) {
+        std::vector<std::pair<unsigned, std::size_t>> totals;
+        for (auto& [status, n] : runs) {
+            auto it = std::find_if(totals.begin(), totals.end(),
+                                   [&](auto& t) { return t.first == status; });
+            if (it == totals.end())
+                totals.emplace_back(status, n);
+            else
+                it->second += n;
+        }
+        runs = std::move(totals);
+    }
     std::string out;
-    // Runs of the same status: "200 x1000", "400", "404, 200".
-    for (std::size_t i = 0; i < responses.size();) {
-        std::size_t j = i;
-        while (j < responses.size() && responses[j].status == responses[i].status) ++j;
+    for (auto& [status, n] : runs) {
         if (!out.empty()) out += ", ";
-        out += std::to_string(responses[i].status);
-        if (j - i > 1) out += " x" + std::to_string(j - i);
-        i = j;
+        out += std::to_string(status);
+        if (n > 1) out += " x" + std::to_string(n);
     }
     if (responses.empty())
-        out = closed ? "close, no answer" : "no answer, left open";
-    else if (closed)
-        out += " + close";
+        out = closed ? "closed, no answer" : "no answer, left open";
+    else if (responses.back().closes)
+        out += " + Connection: close";
     if (garbled) out += " (garbled bytes)";
     if (!foreign.empty()) out += " (foreign header: " + foreign + ")";
     return out;

@@ -13,7 +13,7 @@
 
 using namespace hardening;
 
-TEST_CASE("only allow-listed collections are readable; ids never become query operators",
+TEST_CASE("only allow-listed collections are readable and ids never become query operators",
           "[hardening]") {
     // The stand-in holds a collection the server must not serve.
     auto db = make_standin(
