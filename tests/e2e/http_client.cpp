@@ -176,6 +176,14 @@ void connection::shutdown_write() {
     ::shutdown(fd_, SHUT_WR);
 }
 
+void connection::reset() {
+    if (fd_ < 0) return;
+    linger abort{1, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+    close();
+    eof_ = true;
+}
+
 bool connection::fill(clock_type::time_point deadline) {
     if (eof_) return false;
     char chunk[16384];

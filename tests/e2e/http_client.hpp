@@ -64,6 +64,9 @@ class connection {
     void send(std::string_view bytes, milliseconds timeout = milliseconds{5000});
     // Half-closes: the server sees end of stream, answers still arrive.
     void shutdown_write();
+    // Abortive close (SO_LINGER 0): the server sees a reset (RST), not an end of stream. The
+    // connection is unusable afterwards.
+    void reset();
 
     // Reads the next response. `head` = the request was HEAD (no body, whatever the
     // Content-Length says). Returns nullopt if the connection ended (EOF or reset) before

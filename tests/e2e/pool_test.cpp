@@ -109,24 +109,38 @@ TEST_CASE("/sleep and /sleep/async validate ms", "[e2e]") {
     }
 }
 
-// Hidden until the server does it (issue 2: "queued jobs whose client has gone away are
-// skipped"): today a session awaiting the pool does not notice that its client closed, so the
-// job still runs and delays everyone queued behind it. Run with: e2e_test '[known-gap]'.
-TEST_CASE("Queued jobs of clients that have gone away are skipped", "[e2e][.][known-gap]") {
+TEST_CASE("Queued jobs of clients that reset their connection are skipped", "[e2e]") {
     server srv{no_database_uri, {"--workers", "1", "--queue", "8"}};
     connection holder{srv.port()};
     holder.send(get_request("/sleep?ms=1000"));
     REQUIRE(wait_for_metric(srv.port(), "coroserve_pool_busy", 1) == 1);
-    {
-        std::vector<connection> gone;
-        for (int i = 0; i < 5; ++i) {
-            gone.emplace_back(srv.port());
-            gone.back().send(get_request("/sleep?ms=300"));
-        }
-        REQUIRE(wait_for_metric(srv.port(), "coroserve_pool_queue_depth", 5) == 5);
-    }  // the five clients leave while their jobs wait
+    std::vector<connection> gone;
+    for (int i = 0; i < 5; ++i) {
+        gone.emplace_back(srv.port());
+        gone.back().send(get_request("/sleep?ms=300"));
+    }
+    REQUIRE(wait_for_metric(srv.port(), "coroserve_pool_queue_depth", 5) == 5);
+    for (auto& c : gone) c.reset();  // the five clients leave (RST) while their jobs wait
+
     REQUIRE(holder.expect_response(10s).status == 200);
     auto elapsed = time_ms([&] { REQUIRE(get(srv.port(), "/sleep?ms=1").status == 200); });
     INFO("a new job waited " << elapsed << " ms (five abandoned jobs would take 1500 ms)");
     CHECK(elapsed < 1000);
+    CHECK(metric_now(srv.port(), "coroserve_pool_skipped_total") == 5);
+}
+
+TEST_CASE("A client that half-closes while its job is queued still gets the answer", "[e2e]") {
+    // A FIN is not a departure: the client may still read (only a reset skips the job).
+    server srv{no_database_uri, {"--workers", "1", "--queue", "8"}};
+    connection holder{srv.port()};
+    holder.send(get_request("/sleep?ms=500"));
+    REQUIRE(wait_for_metric(srv.port(), "coroserve_pool_busy", 1) == 1);
+    connection half{srv.port()};
+    half.send(get_request("/sleep?ms=10"));
+    half.shutdown_write();
+    REQUIRE(holder.expect_response(10s).status == 200);
+    auto r = half.expect_response(10s);
+    REQUIRE(r.status == 200);
+    REQUIRE(parse(r.body).at("slept_ms") == 10);
+    REQUIRE(half.wait_closed(5s));
 }
