@@ -149,6 +149,18 @@ std::vector<hostile_case> corpus() {
         {"chunked body without its last chunk",
          "GET /json HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
          expect::rejected},
+        {"chunk extension of 200 KiB",
+         "GET /json HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;" + string(200000, 'e') +
+             "\r\nx\r\n0\r\n\r\n",
+         expect::rejected},
+        {"chunk-size line of 200 KiB zeros",
+         "GET /json HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + string(200000, '0') +
+             "1\r\nx\r\n0\r\n\r\n",
+         expect::rejected},
+        {"trailer of 200 KiB",
+         "GET /json HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: " +
+             string(200000, 't') + "\r\n\r\n",
+         expect::rejected},
         {"valid chunked body",
          "GET /json HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
          expect::served},

@@ -147,3 +147,32 @@ TEST_CASE("responses never read: the write deadline closes the connection", "[ha
     CHECK(polite.not_ok() == 0);
     CHECK(polite.failures() == 0);
 }
+
+TEST_CASE("chunk metadata cannot grow the server's memory", "[hardening]") {
+    // Beast bounds the header and the body, not a chunk-size line, chunk extensions or the
+    // trailer: the read buffer must (it grew to 200 MB for 200 MB of chunk extension).
+    auto db = make_standin();
+    server srv{db->uri()};
+    const long rss_before = rss_kib(srv.pid());
+    const std::string prefixes[] = {
+        "GET /json HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;",
+        "GET /json HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "GET /json HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: "};
+    const std::string fillers[] = {std::string(65536, 'e'), std::string(65536, '0'),
+                                   std::string(65536, 't')};
+    for (int i = 0; i < 3; ++i) {
+        raw_connection c{srv.port()};
+        c.send(prefixes[i]);
+        std::size_t sent = 0;
+        while (sent < (64u << 20) && c.send(fillers[i], 0, 0ms, 5s)) sent += fillers[i].size();
+        auto o = parse_responses(c.read_all(5s));
+        INFO("kind " << i << ": sent " << sent / 1024 << " KiB before the server stopped it, got "
+                     << o.describe());
+        CHECK(sent < (16u << 20));  // stopped after the bound plus what the socket buffers hold
+        REQUIRE(o.responses.size() == 1);
+        CHECK(o.responses[0].status == 400);
+    }
+    const long rss_after = rss_kib(srv.pid());
+    std::printf("chunk metadata: RSS %ld -> %ld KiB\n", rss_before, rss_after);
+    CHECK(rss_after - rss_before < 16 * 1024);
+}
