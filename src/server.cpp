@@ -243,9 +243,7 @@ asio::awaitable<void> reject(connection& c, beast::error_code ec, unsigned versi
 // write it, loop. Pipelined requests wait in `buffer` and are answered in order.
 asio::awaitable<void> serve(connection& c, shared_state& s) {
     const config& cfg = s.cfg;
-    // Bounded: Beast limits the header and the body, not a chunk-size line, its extensions or
-    // the trailer, which otherwise grew the buffer without end (200 MB of chunk extension:
-    // 200 MB of RSS). Over the bound the read fails and the request gets a 400.
+    // Bounded: Beast limits header and body but not chunk extensions or trailers (then 400).
     beast::flat_buffer buffer{cfg.header_limit + cfg.body_limit};
     for (bool first = true;; first = false) {
         auto patience = first ? cfg.header_timeout : cfg.idle_timeout;
