@@ -419,7 +419,7 @@ def cmd_sweep(ctx, results):
                     row = {"config": label, "contender": cid, "latency_ms_db": lat, "connections": n,
                            "workers": (extra or {}).get("--workers")}
                     row.update({k: rep[k] for k in ("rps_ok", "rps", "latency_ms", "errors", "non2xx",
-                                                    "rss_peak_kb", "cpu_s", "raw")})
+                                                    "rss_peak_kb", "cpu_s", "raw", "loadavg_1m")})
                     if row["workers"] and lat:
                         row["pool_bound_rps"] = int(row["workers"]) * 1000 / lat
                     out.append(row)
@@ -471,7 +471,8 @@ def cmd_sleep(ctx, results):
             try:
                 rep = run_wrk(ctx, port, path, n, dur, 10, f"sleep-{cid}-{n}c-{len(out)}", sids=[proc.pid])
                 row = {"case": label, "contender": cid, "path": path, "connections": n}
-                row.update({k: rep[k] for k in ("requests", "rps_ok", "latency_ms", "errors", "non2xx", "raw")})
+                row.update({k: rep[k] for k in ("requests", "rps_ok", "latency_ms", "errors", "non2xx", "raw",
+                                                "loadavg_1m")})
                 out.append(row)
                 progress.line(f"sleep {label}, {n} conn: {rep['requests']} requests, {rep['rps_ok']:.2f} ok req/s, "
                               f"p50 {rep['latency_ms']['p50']} ms")
