@@ -3,8 +3,8 @@
 // and answers it through the real handlers and blocking pool, with a fake data source. Besides
 // the sanitizers, the bytes that come back are checked: well-framed responses with known
 // headers and no stray CR/LF, nothing after a response that announced a close, and no 2xx
-// for a first request whose length is ambiguous (Content-Length with Transfer-Encoding, or
-// two different Content-Lengths).
+// for a first request whose length is ambiguous (Content-Length with Transfer-Encoding, two
+// different Content-Lengths, or a Transfer-Encoding that does not end in chunked).
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -92,6 +92,7 @@ bool ambiguous_first_request(std::string_view in) {
     std::string_view head = in.substr(0, end);
     std::vector<std::string> lengths;
     bool transfer_encoding = false;
+    std::string codings;  // every Transfer-Encoding value, in order
     for (std::size_t pos = head.find("\r\n"); pos != std::string_view::npos;) {
         auto next = head.find("\r\n", pos + 2);
         auto line = head.substr(pos + 2, next == std::string_view::npos ? next : next - pos - 2);
@@ -100,13 +101,26 @@ bool ambiguous_first_request(std::string_view in) {
             auto name = lower(line.substr(0, colon));
             auto value = std::string{trim(line.substr(colon + 1))};
             if (name == "content-length") lengths.push_back(value);
-            if (name == "transfer-encoding") transfer_encoding = true;
+            if (name == "transfer-encoding") {
+                transfer_encoding = true;
+                codings += "," + value;
+            }
         }
         pos = next;
     }
     bool differing =
         std::adjacent_find(lengths.begin(), lengths.end(), std::not_equal_to<>{}) != lengths.end();
-    return (transfer_encoding && !lengths.empty()) || differing;
+    // The last non-empty element of the list (empty elements are allowed and ignored).
+    std::string last;
+    for (std::size_t pos = 0; pos <= codings.size();) {
+        auto comma = codings.find(',', pos);
+        if (comma == std::string::npos) comma = codings.size();
+        auto element = trim(std::string_view{codings}.substr(pos, comma - pos));
+        if (!element.empty()) last = lower(element);
+        pos = comma + 1;
+    }
+    bool not_chunked = transfer_encoding && last != "chunked";
+    return (transfer_encoding && !lengths.empty()) || differing || not_chunked;
 }
 
 // Walks the responses in `out`; aborts on the first thing that should never be sent.
