@@ -3,10 +3,10 @@
 //     auto doc = co_await pool.run([=] { return db.find_one(name); });
 //
 // run() queues the call, suspends the coroutine, and resumes it on its own executor with the
-// result, or rethrows what the call threw. A full queue throws pool_overloaded at once, so the
-// caller can answer 503 instead of waiting. Cancelling the await (e.g. a || timeout) skips a
-// job that has not started; a job already running cannot be stopped, which is why every
-// blocking call must carry its own deadline.
+// result (std::monostate for a void call), or rethrows what the call threw. A full queue throws
+// pool_overloaded at once, so the caller can answer 503 instead of waiting. Cancelling the await
+// (e.g. a || timeout) skips a job that has not started; a job already running cannot be stopped,
+// which is why every blocking call must carry its own deadline.
 #pragma once
 
 #include <atomic>
@@ -54,8 +54,10 @@ class blocking_pool {
 
     // `client_fd`, when given, is the socket of the client the job works for: a worker skips the
     // job (client_gone) if that client reset its connection while the job waited.
+    // A plain function, not a coroutine: `fn` goes straight into the job (g++ 12 mishandles
+    // by-value coroutine parameters initialised from temporaries in a co_await expression).
     template <class Fn, class T = std::invoke_result_t<Fn&>>
-    boost::asio::awaitable<T> run(Fn fn, int client_fd = -1);
+    auto run(Fn fn, int client_fd = -1);
 
     // Queued jobs complete with pool_stopped; running ones finish. Idempotent.
     void stop();
@@ -107,25 +109,23 @@ struct blocking_pool::job_for final : job, std::enable_shared_from_this<job_for<
 
     void run() override {
         std::exception_ptr error;
-        std::optional<value> result;
+        value result{};
         try {
-            if constexpr (std::is_void_v<T>) {
+            if constexpr (std::is_void_v<T>)
                 fn();
-                result.emplace();
-            } else {
-                result.emplace(fn());
-            }
+            else
+                result = fn();
         } catch (...) {
             error = std::current_exception();
         }
         complete(error, std::move(result));
     }
 
-    void abandon(std::exception_ptr why) override { complete(why, std::nullopt); }
+    void abandon(std::exception_ptr why) override { complete(why, value{}); }
 
     // Hands the outcome back on the coroutine's own executor. Always posted, never run inline:
     // a cancellation handler must not resume the coroutine from inside itself.
-    void complete(std::exception_ptr error, std::optional<value> result) {
+    void complete(std::exception_ptr error, value result) {
         auto ex = work.get_executor();
         boost::asio::post(
             ex, [self = this->shared_from_this(), error, result = std::move(result)]() mutable {
@@ -153,8 +153,10 @@ struct blocking_pool::job_for final : job, std::enable_shared_from_this<job_for<
 };
 
 template <class Fn, class T>
-boost::asio::awaitable<T> blocking_pool::run(Fn fn, int client_fd) {
+auto blocking_pool::run(Fn fn, int client_fd) {
     using value = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+    static_assert(std::is_default_constructible_v<value>,
+                  "a pool job returns a default-constructible type");
     auto init = [this, client_fd](auto handler, Fn fn) {
         using job_type = job_for<Fn, decltype(handler), T>;
         auto j = std::make_shared<job_type>(std::move(fn), std::move(handler));
@@ -165,11 +167,9 @@ boost::asio::awaitable<T> blocking_pool::run(Fn fn, int client_fd) {
             j->abandon(std::make_exception_ptr(pool_overloaded{}));
         }
     };
-    auto result =
-        co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>,
-                                             void(std::exception_ptr, std::optional<value>)>(
-            std::move(init), boost::asio::use_awaitable, std::move(fn));
-    if constexpr (!std::is_void_v<T>) co_return std::move(*result);
+    return boost::asio::async_initiate<const boost::asio::use_awaitable_t<>,
+                                       void(std::exception_ptr, value)>(
+        std::move(init), boost::asio::use_awaitable, std::move(fn));
 }
 
 }  // namespace coroserve
