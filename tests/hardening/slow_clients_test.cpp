@@ -89,7 +89,7 @@ TEST_CASE("slowloris: trickled requests and silent connections are cut off by th
     CHECK(answered_408[0] == 20);
     CHECK(answered_408[1] == 20);
     // 60 slow connections cost their buffers, not megabytes each.
-    CHECK(rss_during - rss_before < 16 * 1024);
+    if (!sanitized_build) CHECK(rss_during - rss_before < 16 * 1024);
 
     polite.stop();
     INFO("polite client: " << polite.last_problem());
@@ -135,7 +135,7 @@ TEST_CASE("responses never read: the write deadline closes the connection", "[ha
     std::printf(
         "unread responses: 10 connections dropped by the write deadline; RSS %ld -> %ld KiB\n",
         rss_before, rss_during);
-    CHECK(rss_during - rss_before < 32 * 1024);
+    if (!sanitized_build) CHECK(rss_during - rss_before < 32 * 1024);
     for (auto& c : readers_that_never_read) {
         c->read_all(2s);  // drains what was buffered, then the close
         CHECK(c->closed());
@@ -174,5 +174,5 @@ TEST_CASE("chunk metadata cannot grow the server's memory", "[hardening]") {
     }
     const long rss_after = rss_kib(srv.pid());
     std::printf("chunk metadata: RSS %ld -> %ld KiB\n", rss_before, rss_after);
-    CHECK(rss_after - rss_before < 16 * 1024);
+    if (!sanitized_build) CHECK(rss_after - rss_before < 16 * 1024);
 }
