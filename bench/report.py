@@ -79,6 +79,13 @@ def _failures(r):
     return e["connect"] + e["read"] + e["write"] + e["timeout"] + r["non2xx"]
 
 
+def _per_cpu(r):
+    """Median over the reps of successful requests per CPU second of the server tree."""
+    vals = sorted((x["requests"] - x["non2xx"]) / x["cpu_s"] for x in r.get("reps", [])
+                  if x.get("cpu_s") and "requests" in x)
+    return vals[len(vals) // 2] if vals else None
+
+
 def _cell(r):
     """'rps_ok (failures)'; wrk does not count requests that never got an answer, so a run
     with no answer at all would read '0 (0)': say it."""
@@ -132,9 +139,12 @@ def markdown(results):
             out.append("")
         out.append("## Latency (ms, median of reps) and server resources")
         out.append("")
+        out.append("CPU s is the server tree's CPU time per run; ok/CPU-s (successful requests per CPU second of "
+                   "the server, DB excluded) holds better than req/s on a shared machine.")
+        out.append("")
         out.append("| contender | doc | conns | p50 | p90 | p99 | max | connect/read/write/timeout | non-2xx | "
-                   "peak RSS MiB | CPU s |")
-        out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+                   "peak RSS MiB | CPU s | ok/CPU-s |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in runs:
             lat, e = r["latency_ms"], r["errors"]
             rss = r.get("rss_peak_kb")
@@ -142,7 +152,8 @@ def markdown(results):
                        f"{_fmt_num(lat['p90'], 2)} | {_fmt_num(lat['p99'], 2)} | {_fmt_num(lat['max'], 2)} | "
                        f"{_fmt_num(e['connect'])}/{_fmt_num(e['read'])}/{_fmt_num(e['write'])}/"
                        f"{_fmt_num(e['timeout'])} | {_fmt_num(r['non2xx'])} | "
-                       f"{'-' if rss is None else f'{rss / 1024:.1f}'} | {_fmt_num(r.get('cpu_s'), 1)} |")
+                       f"{'-' if rss is None else f'{rss / 1024:.1f}'} | {_fmt_num(r.get('cpu_s'), 1)} | "
+                       f"{_fmt_num(_per_cpu(r))} |")
         out.append("")
         out.append(PLAY_NOTE)
         out.append("")
