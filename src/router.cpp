@@ -124,9 +124,10 @@ route_match match_route(std::string_view method, std::string_view target) {
     return m;
 }
 
-reply error_reply(unsigned status, std::string_view message) {
+reply error_reply(unsigned status, std::string_view message, unsigned retry_after) {
     reply r;
     r.status = status;
+    r.retry_after = retry_after;
     r.body = boost::json::serialize(boost::json::object{{"error", message}, {"status", status}});
     return r;
 }
@@ -160,15 +161,11 @@ boost::asio::awaitable<reply> dispatch_request(handlers& h, const route_match& m
         r.close = true;
         co_return r;
     } catch (const pool_overloaded&) {
-        auto r = error_reply(503, "server overloaded, retry later");
-        r.retry_after = 1;
-        co_return r;
+        co_return error_reply(503, "server overloaded, retry later", 1);
     } catch (const db_unavailable& e) {
         h.stats().db_unavailable.fetch_add(1, std::memory_order_relaxed);
         log_failure("database unavailable", e.what());
-        auto r = error_reply(503, "database unavailable");
-        r.retry_after = 1;
-        co_return r;
+        co_return error_reply(503, "database unavailable", 1);
     } catch (const db_timeout& e) {
         h.stats().db_timeouts.fetch_add(1, std::memory_order_relaxed);
         log_failure("database timeout", e.what());

@@ -64,8 +64,9 @@ bool valid_collection_name(std::string_view name);
 std::optional<document_id> parse_document_id(std::string_view text);  // nullopt: invalid
 std::optional<unsigned> query_uint(std::string_view query, std::string_view key);
 
-// {"error": message, "status": status}, with the message escaped.
-reply error_reply(unsigned status, std::string_view message);
+// {"error": message, "status": status}, with the message escaped; `retry_after` seconds for
+// a 503 the client may retry.
+reply error_reply(unsigned status, std::string_view message, unsigned retry_after = 0);
 
 class handlers;
 
