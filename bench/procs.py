@@ -127,7 +127,9 @@ def install_cleanup():
     atexit.register(stop_all)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
-    # SIGINT raises KeyboardInterrupt; atexit then stops everything.
+    # SIGINT raises KeyboardInterrupt (even when started in the background, where the shell
+    # leaves SIGINT ignored); atexit then stops everything.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def session_pids(sid):
