@@ -100,39 +100,52 @@ std::optional<std::string> database::find_one(std::string_view collection,
                                               const std::optional<document_id>& id) const {
     const auto start = clock::now();
     client_lease client{pool_};
-    std::string name{collection};
-    owned<mongoc_collection_t, mongoc_collection_destroy> coll{
-        mongoc_client_get_collection(client.get(), database_.c_str(), name.c_str())};
 
-    bson_doc filter;
+    // {find: collection, filter: {_id: id} or {}, limit: 1, singleBatch: true, maxTimeMS}, run as
+    // one command: no collection or cursor objects to build for a single document.
+    bson_doc command;
+    bson_append_utf8(command.get(), "find", 4, collection.data(),
+                     static_cast<int>(collection.size()));
+    bson_t filter;
+    bson_append_document_begin(command.get(), "filter", 6, &filter);
     if (id) {
         bson_oid_t oid;
         if (id->object_id) {
             bson_oid_init_from_string(&oid, id->value.c_str());
-            BSON_APPEND_OID(filter.get(), "_id", &oid);
+            BSON_APPEND_OID(&filter, "_id", &oid);
         } else {
-            bson_append_utf8(filter.get(), "_id", 3, id->value.data(),
+            bson_append_utf8(&filter, "_id", 3, id->value.data(),
                              static_cast<int>(id->value.size()));
         }
     }
-    bson_doc opts;
-    BSON_APPEND_INT64(opts.get(), "limit", 1);
-    BSON_APPEND_BOOL(opts.get(), "singleBatch", true);
-    BSON_APPEND_INT64(opts.get(), "maxTimeMS", query_timeout_.count());
+    bson_append_document_end(command.get(), &filter);
+    BSON_APPEND_INT32(command.get(), "limit", 1);
+    BSON_APPEND_BOOL(command.get(), "singleBatch", true);
+    BSON_APPEND_INT64(command.get(), "maxTimeMS", query_timeout_.count());
 
-    owned<mongoc_cursor_t, mongoc_cursor_destroy> cursor{
-        mongoc_collection_find_with_opts(coll.get(), filter.get(), opts.get(), nullptr)};
-    const bson_t* doc = nullptr;
-    if (mongoc_cursor_next(cursor.get(), &doc)) {
-        std::string json;
-        json.reserve(doc->len + doc->len / 4);
-        append_relaxed_json(json, *doc);
-        return json;
-    }
+    bson_doc reply;
     bson_error_t error;
-    if (mongoc_cursor_error(cursor.get(), &error))
+    if (!mongoc_client_read_command_with_opts(client.get(), database_.c_str(), command.get(),
+                                              nullptr, nullptr, reply.get(), &error))
         throw_for(error, clock::now() - start, query_timeout_);
-    return std::nullopt;
+
+    // reply: {cursor: {firstBatch: [doc], id, ns}, ok: 1}
+    bson_iter_t it, batch;
+    if (!bson_iter_init(&it, reply.get()) ||
+        !bson_iter_find_descendant(&it, "cursor.firstBatch", &batch) ||
+        !BSON_ITER_HOLDS_ARRAY(&batch) || !bson_iter_recurse(&batch, &it) || !bson_iter_next(&it))
+        return std::nullopt;
+    if (!BSON_ITER_HOLDS_DOCUMENT(&it))
+        throw db_error{"find answered a batch that is not documents"};
+    std::uint32_t len = 0;
+    const std::uint8_t* data = nullptr;
+    bson_iter_document(&it, &len, &data);
+    bson_t doc;
+    if (!bson_init_static(&doc, data, len)) throw db_error{"find answered a corrupt document"};
+    std::string json;
+    json.reserve(len + len / 4);
+    append_relaxed_json(json, doc);
+    return json;
 }
 
 void database::ping() const {
