@@ -54,10 +54,11 @@ class blocking_pool {
 
     // `client_fd`, when given, is the socket of the client the job works for: a worker skips the
     // job (client_gone) if that client reset its connection while the job waited.
-    // A plain function, not a coroutine: `fn` goes straight into the job (g++ 12 mishandles
-    // by-value coroutine parameters initialised from temporaries in a co_await expression).
-    template <class Fn, class T = std::invoke_result_t<Fn&>>
-    auto run(Fn fn, int client_fd = -1);
+    // A plain function taking a reference, not a coroutine: `fn` goes straight into the job and
+    // no temporary outlives the call (g++ 12 mishandles temporaries with destructors that live
+    // across a co_await; pass a named lambda, as the handlers do).
+    template <class F, class Fn = std::decay_t<F>, class T = std::invoke_result_t<Fn&>>
+    auto run(F&& fn, int client_fd = -1);
 
     // Queued jobs complete with pool_stopped; running ones finish. Idempotent.
     void stop();
@@ -152,8 +153,8 @@ struct blocking_pool::job_for final : job, std::enable_shared_from_this<job_for<
     boost::asio::cancellation_slot slot;
 };
 
-template <class Fn, class T>
-auto blocking_pool::run(Fn fn, int client_fd) {
+template <class F, class Fn, class T>
+auto blocking_pool::run(F&& fn, int client_fd) {
     using value = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
     static_assert(std::is_default_constructible_v<value>,
                   "a pool job returns a default-constructible type");
@@ -169,7 +170,7 @@ auto blocking_pool::run(Fn fn, int client_fd) {
     };
     return boost::asio::async_initiate<const boost::asio::use_awaitable_t<>,
                                        void(std::exception_ptr, value)>(
-        std::move(init), boost::asio::use_awaitable, std::move(fn));
+        std::move(init), boost::asio::use_awaitable, Fn{std::forward<F>(fn)});
 }
 
 }  // namespace coroserve

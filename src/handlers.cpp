@@ -71,7 +71,8 @@ asio::awaitable<reply> handlers::healthz() {
 
 asio::awaitable<reply> handlers::readyz() {
     try {
-        co_await pool_.run([&db = db_] { db.ping(); });
+        auto ping = [&db = db_] { db.ping(); };
+        co_await pool_.run(ping);
     } catch (const db_unavailable&) {
         co_return error_reply(503, "database unavailable");
     } catch (const db_timeout&) {

@@ -216,9 +216,10 @@ TEST_CASE("pool: beyond workers + queue, run() throws pool_overloaded at once", 
     std::promise<void> release;
     auto gate = release.get_future().share();
     std::atomic<int> done{0}, overloaded{0};
+    auto wait_for_gate = [gate] { gate.wait(); };
     auto job = [&]() -> asio::awaitable<void> {
         try {
-            co_await pool.run([gate] { gate.wait(); });
+            co_await pool.run(wait_for_gate);
             ++done;
         } catch (const pool_overloaded&) {
             ++overloaded;
@@ -243,7 +244,8 @@ TEST_CASE("pool: cancelling the await skips a job that has not started", "[unit]
     std::promise<void> release;
     auto gate = release.get_future().share();
     std::atomic<int> ran{0};
-    auto blocker = [&]() -> asio::awaitable<void> { co_await pool.run([gate] { gate.wait(); }); };
+    auto wait_for_gate = [gate] { gate.wait(); };
+    auto blocker = [&]() -> asio::awaitable<void> { co_await pool.run(wait_for_gate); };
     auto queued_then_timed_out = [&]() -> asio::awaitable<bool> {
         asio::steady_timer t{co_await asio::this_coro::executor, 50ms};
         auto r = co_await (pool.run([&ran] { return ++ran; }) || t.async_wait(asio::use_awaitable));
@@ -263,11 +265,12 @@ TEST_CASE("pool: shutdown with jobs queued completes them with pool_stopped", "[
     std::promise<void> started, release;
     auto gate = release.get_future().share();
     std::atomic<int> stopped{0}, finished{0};
+    auto start_then_wait = [&started, gate] {
+        started.set_value();
+        gate.wait();
+    };
     auto running = [&]() -> asio::awaitable<void> {
-        co_await pool->run([&started, gate] {
-            started.set_value();
-            gate.wait();
-        });
+        co_await pool->run(start_then_wait);
         ++finished;
     };
     auto waiting = [&]() -> asio::awaitable<void> {
@@ -338,7 +341,8 @@ TEST_CASE("pool: a queued job whose client reset its connection is skipped", "[u
     auto gate = release.get_future().share();
     auto [client, server_side] = tcp_pair();
     std::atomic<int> ran{0};
-    auto blocker = [&]() -> asio::awaitable<void> { co_await pool.run([gate] { gate.wait(); }); };
+    auto wait_for_gate = [gate] { gate.wait(); };
+    auto blocker = [&]() -> asio::awaitable<void> { co_await pool.run(wait_for_gate); };
     auto for_client = [&, fd = server_side]() -> asio::awaitable<bool> {
         try {
             co_await pool.run([&ran] { ++ran; }, fd);
