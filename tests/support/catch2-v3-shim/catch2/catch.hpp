@@ -7,6 +7,10 @@
 #include <string>
 
 namespace Catch {
-inline auto Contains(const std::string& s) { return Matchers::ContainsSubstring(s); }
-inline auto Message(const std::string& s) { return Matchers::Message(s); }
+inline auto Contains(const std::string& s) {
+    return Matchers::ContainsSubstring(s);
+}
+inline auto Message(const std::string& s) {
+    return Matchers::Message(s);
+}
 }  // namespace Catch
