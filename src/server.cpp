@@ -239,6 +239,21 @@ asio::awaitable<void> reject(connection& c, beast::error_code ec, unsigned versi
         co_await close_gently(c);
 }
 
+// Reads one whole request within the header deadline, with Beast's header and body limits.
+asio::awaitable<beast::error_code> read_request(connection& c, beast::flat_buffer& buffer,
+                                                http::request_parser<http::string_body>& parser,
+                                                const config& cfg) {
+    parser.header_limit(static_cast<std::uint32_t>(cfg.header_limit));
+    parser.body_limit(cfg.body_limit);
+    c.expire_after(cfg.header_timeout);
+    auto [ec, n] = co_await http::async_read(c.socket, buffer, parser, use_tuple);
+    // A Transfer-Encoding that does not end in chunked leaves the body length unknown: Beast
+    // reads no body, a proxy may read one. 400 and close (RFC 9112 6.3), no smuggling.
+    if (!ec && parser.get().count(http::field::transfer_encoding) && !parser.chunked())
+        ec = http::error::bad_transfer_encoding;
+    co_return ec;
+}
+
 // One connection, from its first request to its close: read a request, await the reply,
 // write it, loop. Pipelined requests wait in `buffer` and are answered in order.
 asio::awaitable<void> serve(connection& c, shared_state& s) {
@@ -253,16 +268,8 @@ asio::awaitable<void> serve(connection& c, shared_state& s) {
         }
 
         http::request_parser<http::string_body> parser;
-        parser.header_limit(static_cast<std::uint32_t>(cfg.header_limit));
-        parser.body_limit(cfg.body_limit);
-        c.expire_after(cfg.header_timeout);
-        auto [ec, n] = co_await http::async_read(c.socket, buffer, parser, use_tuple);
-        if (ec) co_return co_await reject(c, ec, parser.get().version(), s);
-        // A Transfer-Encoding that does not end in chunked leaves the body length unknown;
-        // Beast reads no body, a proxy may read one: 400 and close (RFC 9112 6.3), no smuggling.
-        if (parser.get().count(http::field::transfer_encoding) && !parser.chunked())
-            co_return co_await reject(c, http::error::bad_transfer_encoding, parser.get().version(),
-                                      s);
+        if (auto ec = co_await read_request(c, buffer, parser, cfg))
+            co_return co_await reject(c, ec, parser.get().version(), s);
 
         const auto start = clock_type::now();
         const auto& req = parser.get();
