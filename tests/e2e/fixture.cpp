@@ -16,6 +16,7 @@
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace e2e {
 namespace {
@@ -292,6 +293,15 @@ double metric_now(unsigned short port, std::string_view sample) {
     auto r = get(port, "/metrics");
     if (r.status != 200) throw std::runtime_error("GET /metrics: " + std::to_string(r.status));
     return metric(r.body, sample);
+}
+
+double wait_for_metric(unsigned short port, std::string_view sample, double value) {
+    double v = -1;
+    for (int i = 0; i < 200 && v != value; ++i) {
+        v = metric_now(port, sample);
+        if (v != value) std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    }
+    return v;
 }
 
 std::size_t raise_fd_limit(std::size_t wanted) {

@@ -95,6 +95,8 @@ bool same_json(const boost::json::value& a, const boost::json::value& b);
 // (counters with no increments are not printed).
 double metric(std::string_view text, std::string_view sample);
 double metric_now(unsigned short port, std::string_view sample);
+// Polls /metrics (bounded: 200 x 10 ms) until the sample reaches `value`; the last value seen.
+double wait_for_metric(unsigned short port, std::string_view sample, double value);
 
 // Elapsed time of `fn` in milliseconds.
 template <class Fn>

@@ -13,15 +13,6 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-double wait_for_metric(unsigned short port, std::string_view sample, double value) {
-    double v = -1;
-    for (int i = 0; i < 200 && v != value; ++i) {
-        v = metric_now(port, sample);
-        if (v != value) std::this_thread::sleep_for(10ms);
-    }
-    return v;
-}
-
 // True once a connection to the port is refused (polls for up to `patience`).
 bool refuses_connections(unsigned short port, std::chrono::milliseconds patience) {
     const auto deadline = clock_type::now() + patience;

@@ -12,20 +12,6 @@ using namespace e2e;
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
 
-namespace {
-
-// Waits (bounded) until the sample reaches `value`; returns the last value seen.
-double wait_for_metric(unsigned short port, std::string_view sample, double value) {
-    double v = -1;
-    for (int i = 0; i < 200 && v != value; ++i) {
-        v = metric_now(port, sample);
-        if (v != value) std::this_thread::sleep_for(10ms);
-    }
-    return v;
-}
-
-}  // namespace
-
 TEST_CASE("/sleep with --workers 2 serves two at a time", "[e2e]") {
     server srv{no_database_uri, {"--workers", "2", "--queue", "16"}};
     constexpr int n = 4;
