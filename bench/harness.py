@@ -24,7 +24,7 @@ import report
 import wrkparse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PYTHON = "/usr/bin/python3"  # Debian's: it has flask, gevent, tornado, motor, pymongo, matplotlib
+PYTHON = "/usr/bin/python3"  # Debian's: it has flask, gevent, tornado, motor, pymongo
 DOCS = {"small": "bench/data/small_doc.json", "big": "bench/data/big_doc.json"}
 BUILD_TARGETS = ["coroserve", "mongo-standin", "mongo-driver-load", "mongo-seed"]
 

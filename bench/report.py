@@ -1,8 +1,12 @@
 """Writes a harness run's results: results.json (the schema the CI gate reads), results.csv,
-results.md (tables, the seed's figures beside ours) and PNG charts (matplotlib, Agg)."""
+results.md (tables, the seed's figures beside ours) and PNG charts drawn by gnuplot (Debian
+gnuplot-nox, pngcairo terminal; bench/README.md, "Charts", says why not matplotlib)."""
 import csv
 import json
+import math
 import os
+import shutil
+import subprocess
 
 # The seed's figures (seed/battle-blog-post.md, full report): Requests/sec and wrk's timeouts,
 # 4-core VM server, client and MongoDB on other machines, 30 s runs. Big doc has no 5000 run.
@@ -284,133 +288,176 @@ def save(out_dir, results, charts=False):
     write_csv(os.path.join(out_dir, "results.csv"), results)
     write_md(os.path.join(out_dir, "results.md"), results)
     if charts:
-        try:
-            return write_charts(out_dir, results)
-        except ImportError as e:
-            print(f"charts skipped: {e}")
+        return write_charts(out_dir, results)
     return []
+
+
+# ---------------------------------------------------------------------------------------------
+# Charts: each one is a data file (tab-separated) plus a gnuplot script written beside the PNG
+# (charts/<name>.dat, charts/<name>.gp), so a reader can re-draw or restyle it by hand.
+
+GNUPLOT_TERMINAL = "pngcairo noenhanced font 'DejaVu Sans,9'"
+# The ten colours of a common qualitative palette (tab10), one per contender, in report order.
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf"]
+
+
+class ChartError(RuntimeError):
+    """gnuplot is missing or failed: charts are part of the run, so this is an error."""
+
+
+def _q(text):
+    """A gnuplot double-quoted string literal."""
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _v(x):
+    """A data-file cell: numbers as they are, missing (None, NaN) as '?' (set datafile missing)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "?"
+    return repr(float(x)) if isinstance(x, float) else str(x)
+
+
+def _plot(out_dir, name, size, data, script):
+    """Writes charts/<name>.dat and .gp and runs gnuplot; returns the PNG's path."""
+    gnuplot = shutil.which("gnuplot")
+    if not gnuplot:
+        raise ChartError("gnuplot is not installed (Debian gnuplot-nox; tools/install-deps.sh bench)")
+    chart_dir = os.path.join(out_dir, "charts")
+    os.makedirs(chart_dir, exist_ok=True)
+    dat = os.path.join(chart_dir, f"{name}.dat")
+    gp = os.path.join(chart_dir, f"{name}.gp")
+    png = os.path.join(out_dir, f"{name}.png")
+    with open(dat, "w") as f:
+        f.write(data)
+    head = [f"set terminal {GNUPLOT_TERMINAL} size {size[0]},{size[1]}", f"set output {_q(png)}",
+            f"data = {_q(dat)}", "set datafile separator '\\t'", "set datafile missing '?'",
+            "set key noenhanced", "set key autotitle columnhead", "set grid ytics lc rgb '#dddddd'", "set border lc rgb '#555555'"]
+    with open(gp, "w") as f:
+        f.write("\n".join(head + script + ["unset output", ""]))
+    r = subprocess.run([gnuplot, gp], capture_output=True, text=True, timeout=60)
+    if r.returncode or not os.path.exists(png) or os.path.getsize(png) == 0:
+        raise ChartError(f"gnuplot failed on {gp}: {r.stderr.strip()[-500:]}")
+    return png
+
+
+def _tsv(header, rows):
+    """Tab-separated text: a header line, then rows whose first cell is a label."""
+    lines = ["\t".join(header)]
+    lines += ["\t".join([str(r[0])] + [_v(x) for x in r[1:]]) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _colour(i):
+    return PALETTE[i % len(PALETTE)]
+
+
+def _histogram(title, ylabel, ncols, colours, log=False):
+    """Lines of a clustered-bar plot of columns 2..ncols+1 of `data`, x labels from column 1."""
+    lines = [f"set title {_q(title)}", f"set ylabel {_q(ylabel)}", "set style data histograms",
+             "set style histogram clustered gap 1", "set style fill solid 0.9 border -1", "set boxwidth 0.9",
+             "set key outside top center horizontal font ',8'", "set xtics nomirror", "set ytics nomirror"]
+    lines += ["set logscale y", "set yrange [0.8:*]"] if log else ["unset logscale y", "set yrange [0:*]"]
+    plots = [f"data using {i + 2}:xtic(1) title columnheader({i + 2}) lc rgb {_q(colours[i])}" for i in range(ncols)]
+    return lines + ["plot " + ", \\\n     ".join(plots)]
 
 
 def write_charts(out_dir, results):
     """matrix_<doc>.png (successful req/s and failures per contender at each connection count),
-    latency.png, and charts for the sweep, idle and open-loop sections when present."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    latency.png, and one chart per further section present (sweep, idle, openloop, decompose,
+    cost). Raises ChartError when gnuplot is missing or fails."""
     written = []
     runs = results.get("runs", [])
     cids = list(dict.fromkeys(r["contender"] for r in runs))
     conns = sorted({r["connections"] for r in runs})
-    colors = {cid: plt.cm.tab10(i % 10) for i, cid in enumerate(cids)}
+    colours = {cid: _colour(i) for i, cid in enumerate(cids)}
     idx = {(r["contender"], r["doc"], r["connections"]): r for r in runs}
-    width = 0.8 / max(len(cids), 1)
+    docs = [d for d in ("small", "big") if any(r["doc"] == d for r in runs)]
 
-    def bars(ax, doc, value, ylabel, log=False):
-        for i, cid in enumerate(cids):
-            xs, ys = [], []
-            for j, c in enumerate(conns):
-                r = idx.get((cid, doc, c))
-                if r is not None:
-                    xs.append(j + (i - (len(cids) - 1) / 2) * width)
-                    ys.append(value(r))
-            ax.bar(xs, ys, width, label=cid, color=colors[cid])
-        ax.set_xticks(range(len(conns)))
-        ax.set_xticklabels([f"{c} conns" for c in conns])
-        ax.set_ylabel(ylabel)
-        if log:
-            ax.set_yscale("symlog", linthresh=1)
-        ax.grid(axis="y", alpha=0.3)
-
-    for doc in ("small", "big"):
-        if not any(r["doc"] == doc for r in runs):
-            continue
-        fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 7), dpi=80)
-        bars(ax1, doc, lambda r: r["rps_ok"], "successful req/s (median)")
-        ax1.set_title(f"{doc} document: successful requests/s")
-        ax1.legend(fontsize=7, ncol=3)
-        bars(ax2, doc, _failures, "failures (socket errors + non-2xx)", log=True)
-        ax2.set_title(f"{doc} document: failed requests per run (median)")
-        fig.tight_layout()
-        path = os.path.join(out_dir, f"matrix_{doc}.png")
-        fig.savefig(path)
-        plt.close(fig)
-        written.append(path)
+    for doc in docs:
+        rows = []
+        for c in conns:
+            row = [f"{c} conns"]
+            row += [idx[(cid, doc, c)]["rps_ok"] if (cid, doc, c) in idx else None for cid in cids]
+            # failures + 1 on a log axis: a run without failures still shows a (flat) bar
+            row += [_failures(idx[(cid, doc, c)]) + 1 if (cid, doc, c) in idx else None for cid in cids]
+            rows.append(row)
+        header = ["conns"] + cids + [f"{cid} failures" for cid in cids]
+        n = len(cids)
+        script = ["set multiplot layout 2,1"]
+        script += _histogram(f"{doc} document: successful requests/s (median of reps)", "successful req/s", n,
+                             [colours[c] for c in cids])
+        script += [f"set title {_q(f'{doc} document: failed requests per run, + 1 (median; log scale)')}",
+                   f"set ylabel {_q('failures + 1')}", "set logscale y", "set yrange [0.8:*]", "set key off"]
+        script += ["plot " + ", \\\n     ".join(
+            f"data using {n + i + 2}:xtic(1) notitle lc rgb {_q(colours[cid])}" for i, cid in enumerate(cids))]
+        script += ["unset multiplot"]
+        written.append(_plot(out_dir, f"matrix_{doc}", (900, 720), _tsv(header, rows), script))
 
     if runs:
-        docs = [d for d in ("small", "big") if any(r["doc"] == d for r in runs)]
-        fig, axes = plt.subplots(1, len(docs), figsize=(6 * len(docs), 4.5), dpi=80, squeeze=False)
-        for ax, doc in zip(axes[0], docs):
+        # One block per (doc, contender): conns, p50, p99; blocks separated by two blank lines.
+        blocks, plots = [], []
+        for d, doc in enumerate(docs):
             for cid in cids:
                 pts = [(c, idx[(cid, doc, c)]["latency_ms"]) for c in conns if (cid, doc, c) in idx]
-                pts = [(c, lat) for c, lat in pts if lat["p99"] is not None]
+                pts = [(c, lat) for c, lat in pts if lat.get("p99") is not None and lat.get("p50") is not None]
                 if not pts:
                     continue
-                ax.plot([c for c, _ in pts], [lat["p50"] for _, lat in pts], "o-", color=colors[cid], label=f"{cid}")
-                ax.plot([c for c, _ in pts], [lat["p99"] for _, lat in pts], "x--", color=colors[cid])
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xticks(conns)
-            ax.set_xticklabels([str(c) for c in conns])
-            ax.set_xlabel("connections")
-            ax.set_ylabel("latency ms (o- p50, x-- p99)")
-            ax.set_title(f"{doc} document: wrk latency (closed loop)")
-            ax.grid(alpha=0.3)
-        axes[0][0].legend(fontsize=7)
-        fig.tight_layout()
-        path = os.path.join(out_dir, "latency.png")
-        fig.savefig(path)
-        plt.close(fig)
-        written.append(path)
+                blocks.append((doc, cid, pts))
+        data = ""
+        for b, (doc, cid, pts) in enumerate(blocks):
+            data += "conns\tp50\tp99\n"
+            data += "".join(f"{c}\t{_v(lat['p50'])}\t{_v(lat['p99'])}\n" for c, lat in pts) + "\n\n"
+        script = [f"set multiplot layout 1,{max(len(docs), 1)}", "set logscale xy",
+                  "set xtics (" + ", ".join(f"{_q(c)} {c}" for c in conns) + ")",
+                  f"set xlabel {_q('connections')}", f"set ylabel {_q('latency ms (solid p50, dashed p99)')}",
+                  "set key top left font ',7'", f"set xrange [{conns[0] * 0.8}:{conns[-1] * 1.25}]"]
+        for doc in docs:
+            script.append(f"set title {_q(f'{doc} document: wrk latency (closed loop)')}")
+            plots = []
+            for b, (bdoc, cid, _) in enumerate(blocks):
+                if bdoc != doc:
+                    continue
+                plots.append(f"data index {b} using 1:2 with linespoints pt 7 ps 0.7 lw 1.5 lc rgb {_q(colours[cid])} "
+                             f"title {_q(cid)}")
+                plots.append(f"data index {b} using 1:3 with linespoints pt 2 dt 2 lw 1.5 lc rgb {_q(colours[cid])} "
+                             "notitle")
+            script.append("plot " + ", \\\n     ".join(plots) if plots else "plot 1/0 notitle")
+        script.append("unset multiplot")
+        written.append(_plot(out_dir, "latency", (600 * max(len(docs), 1), 450), data, script))
 
     if results.get("sweep"):
-        fig, ax = plt.subplots(figsize=(8, 4.5), dpi=80)
-        configs = list(dict.fromkeys(r["config"] for r in results["sweep"]))
-        for cfg in configs:
-            pts = sorted((r["latency_ms_db"], r["rps_ok"]) for r in results["sweep"] if r["config"] == cfg)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=cfg)
-        ax.set_xscale("symlog", linthresh=1)
-        ax.set_yscale("log")
-        ax.set_xlabel("stand-in latency per find (ms)")
-        ax.set_ylabel("successful req/s")
-        ax.set_title("DB latency sweep (small doc)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = os.path.join(out_dir, "sweep.png")
-        fig.savefig(path)
-        plt.close(fig)
-        written.append(path)
+        sweep = results["sweep"]
+        lats = sorted({r["latency_ms_db"] for r in sweep})
+        configs = list(dict.fromkeys(r["config"] for r in sweep))
+        get = {(r["config"], r["latency_ms_db"]): r["rps_ok"] for r in sweep}
+        rows = [[f"{lat} ms"] + [get.get((cfg, lat)) for cfg in configs] for lat in lats]
+        script = ["set title 'DB latency sweep (small doc): successful req/s per stand-in latency'",
+                  "set xlabel 'stand-in latency per find'", "set ylabel 'successful req/s (log)'",
+                  "set logscale y", "set key outside right font ',8'", "set offsets 0.3, 0.3, 0, 0"]
+        script.append("plot " + ", \\\n     ".join(
+            f"data using 0:{i + 2}:xtic(1) with linespoints pt 7 lw 1.5 lc rgb {_q(_colour(i))} title {_q(cfg)}"
+            for i, cfg in enumerate(configs)))
+        written.append(_plot(out_dir, "sweep", (800, 450), _tsv(["latency"] + configs, rows), script))
 
-    if results.get("idle"):
-        rows = [r for r in results["idle"] if r.get("bytes_per_connection") is not None]
-        if rows:
-            fig, ax = plt.subplots(figsize=(8, 4), dpi=80)
-            ax.bar([r["contender"] for r in rows], [r["bytes_per_connection"] / 1024 for r in rows])
-            ax.set_ylabel("RSS growth per idle connection (KiB)")
-            ax.set_title("Memory per idle keep-alive connection")
-            ax.tick_params(axis="x", labelrotation=30, labelsize=7)
-            fig.tight_layout()
-            path = os.path.join(out_dir, "idle.png")
-            fig.savefig(path)
-            plt.close(fig)
-            written.append(path)
+    idle = [r for r in results.get("idle", []) if r.get("bytes_per_connection") is not None]
+    if idle:
+        rows = [[r["contender"], r["bytes_per_connection"] / 1024] for r in idle]
+        script = ["set title 'Memory per idle keep-alive connection'",
+                  "set ylabel 'RSS growth per idle connection (KiB)'", "set style fill solid 0.9 border -1",
+                  "set boxwidth 0.7", "set yrange [0:*]", "set xtics rotate by -30 font ',8'", "set key off",
+                  "plot data using 0:2:xtic(1) with boxes lc rgb '#1f77b4'"]
+        written.append(_plot(out_dir, "idle", (800, 400), _tsv(["contender", "KiB"], rows), script))
 
     if results.get("openloop"):
-        rows = results["openloop"]
-        fig, ax = plt.subplots(figsize=(9, 4.5), dpi=80)
-        labels = [f"{r['contender']}\n{r['offered_rps']}/s" for r in rows]
-        for key, marker in (("p50", "o"), ("p99", "x"), ("p999", "^")):
-            ax.plot(labels, [r.get("latency_ms", {}).get(key) for r in rows], marker, label=key)
-        ax.set_yscale("log")
-        ax.set_ylabel("latency ms from scheduled send")
-        ax.set_title("Open-loop latency at a fixed offered rate")
-        ax.tick_params(axis="x", labelsize=6)
-        ax.legend()
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        path = os.path.join(out_dir, "openloop.png")
-        fig.savefig(path)
-        plt.close(fig)
-        written.append(path)
+        ol = results["openloop"]
+        rows = [[f"{r['contender']} {r['offered_rps']}/s"] + [r.get("latency_ms", {}).get(k) for k in ("p50", "p99", "p999")]
+                for r in ol]
+        script = ["set title 'Open-loop latency at a fixed offered rate'",
+                  "set ylabel 'latency ms from the scheduled send (log)'", "set logscale y",
+                  "set xtics rotate by -35 font ',7'", "set offsets 0.5, 0.5, 0, 0", "set key top left",
+                  "plot data using 0:2:xtic(1) with points pt 7 ps 1.2 title 'p50', "
+                  "data using 0:3 with points pt 2 ps 1.4 title 'p99', "
+                  "data using 0:4 with points pt 9 ps 1.2 title 'p99.9'"]
+        written.append(_plot(out_dir, "openloop", (900, 450), _tsv(["case", "p50", "p99", "p999"], rows), script))
     return written

@@ -100,15 +100,57 @@ class ReportTest(unittest.TestCase):
         self.assertIn("## Issue 4's targets", report.markdown(r))
 
     def test_charts(self):
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            self.skipTest("matplotlib not installed")
-        written = report.write_charts(self.dir, self.results)
+        """gnuplot draws every chart of a run with every section: real PNG files, not empty."""
+        written = report.write_charts(self.dir, full_results())
         names = sorted(os.path.basename(p) for p in written)
-        self.assertEqual(names, ["latency.png", "matrix_big.png", "matrix_small.png"])
+        self.assertEqual(names, ["idle.png", "latency.png", "matrix_big.png", "matrix_small.png", "openloop.png",
+                                 "sweep.png"])
         for p in written:
-            self.assertGreater(os.path.getsize(p), 1000)
+            with open(p, "rb") as f:
+                head = f.read(24)
+            self.assertEqual(head[:8], b"\x89PNG\r\n\x1a\n", p)
+            self.assertEqual(head[12:16], b"IHDR", p)
+            width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+            self.assertGreaterEqual(width, 600, p)
+            self.assertGreaterEqual(height, 400, p)
+            # a chart with axes, bars and text compresses to well over 10 KB; a blank canvas does not
+            self.assertGreater(os.path.getsize(p), 10000, p)
+            # the gnuplot script and its data are kept beside the PNG
+            stem = os.path.splitext(os.path.basename(p))[0]
+            self.assertTrue(os.path.exists(os.path.join(self.dir, "charts", stem + ".gp")))
+
+    def test_chart_labels_are_quoted(self):
+        self.assertEqual(report._q('a "b" \\ c'), '"a \\"b\\" \\\\ c"')
+
+    def test_charts_without_gnuplot_is_an_error(self):
+        old = os.environ["PATH"]
+        os.environ["PATH"] = "/nonexistent"
+        try:
+            with self.assertRaises(report.ChartError):
+                report.write_charts(self.dir, self.results)
+        finally:
+            os.environ["PATH"] = old
+
+
+def full_results():
+    """A run with every section: 4 contenders x 2 docs x 3 connection counts, sweep, idle, openloop."""
+    r = sample_results()
+    base = r["runs"][0]
+    runs = []
+    for k, cid in enumerate(["coroserve", "coroserve-json", "nginx", "node-express"]):
+        for doc in ("small", "big"):
+            for j, n in enumerate((200, 1000, 5000)):
+                lat = {"p50": 1.0 + k + j, "p90": 2.0 + k + j, "p99": 5.0 * (k + 1) * (j + 1), "max": 100.0}
+                runs.append(dict(base, contender=cid, doc=doc, connections=n, rps_ok=30000.0 / (k + 1) - 1000 * j,
+                                 latency_ms=lat, non2xx=(j * 7 if k == 3 else 0)))
+    r["runs"] = runs
+    r["sweep"] = [{"config": cfg, "latency_ms_db": lat, "rps_ok": 20000.0 / (1 + lat) * (w + 1)}
+                  for w, cfg in enumerate(["coroserve workers=8", "tornado-motor"]) for lat in (0, 1, 10)]
+    r["idle"] = [{"contender": cid, "bytes_per_connection": b} for cid, b in (("coroserve", 6000), ("nginx", 500))]
+    r["openloop"] = [{"contender": cid, "offered_rps": rate,
+                      "latency_ms": {"p50": 0.5 * (i + 1), "p99": 3.0 * (i + 1), "p999": 9.0 * (i + 1)}}
+                     for i, cid in enumerate(["coroserve", "node-express"]) for rate in (500, 2000)]
+    return r
 
 
 if __name__ == "__main__":
