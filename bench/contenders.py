@@ -40,6 +40,7 @@ class Contender:
     endpoint = "/mongo"
     needs_db = True
     label = None
+    prepare_note = ""  # what prepare() does when it takes a while, for the progress line
 
     def prepare(self, ctx):
         """Builds or installs what the contender needs; raises Skip when it cannot run."""
@@ -200,6 +201,7 @@ class NodeExpress(Contender):
     id = "node-express"
     label = "Node.js cluster + express + mongodb"
     dir = "bench/peers/node"
+    prepare_note = "npm ci"
 
     def prepare(self, ctx):
         if not shutil.which("node") or not shutil.which("npm"):
@@ -222,6 +224,7 @@ class NodeExpress(Contender):
 class GoNetHttp(Contender):
     id = "go-nethttp"
     label = "Go net/http + mongo-go-driver"
+    prepare_note = "go build"
 
     def binary(self, ctx):
         return os.path.join(ctx.peers_build, "peer-go")

@@ -141,28 +141,72 @@ class Progress:
 # Setup: dependencies, build, the database
 
 
+class SetupError(RuntimeError):
+    """The run cannot be trusted to start (dependencies, busy machine, a contender missing)."""
+
+
 def install_and_build(args):
-    """tools/install-deps.sh bench, then the Release build of the targets that exist.
+    """tools/install-deps.sh bench, then the Release build of the targets. A failure of
+    either is an error (SetupError): a run on half-installed tools would skip contenders.
     Returns {target: error or None}."""
     if args.no_build:
+        log(f"{stamp_now()} dependencies and build skipped (--no-build)")
         return {}
-    log("== install-deps (bench) and Release build")
+    log(f"{stamp_now()} installing dependencies: tools/install-deps.sh bench (apt-get runs only if one is missing)")
     r = subprocess.run([os.path.join(ROOT, "tools/install-deps.sh"), "bench"], cwd=ROOT)
     if r.returncode:
-        log(f"warning: tools/install-deps.sh bench exited {r.returncode}; continuing with what is installed")
+        raise SetupError(f"tools/install-deps.sh bench exited {r.returncode} (see its output above); "
+                         "fix the install or pass --no-build to run with what is installed")
+    log(f"{stamp_now()} configuring: cmake --preset release")
     r = subprocess.run(["cmake", "--preset", "release"], cwd=ROOT, stdout=subprocess.DEVNULL)
     if r.returncode:
-        return {t: "cmake --preset release failed" for t in BUILD_TARGETS}
-    status = {}
+        raise SetupError("cmake --preset release failed (see its output above)")
+    log(f"{stamp_now()} building {', '.join(BUILD_TARGETS)} (Release)")
     build = ["cmake", "--build", "--preset", "release", "-j", str(os.cpu_count() or 2), "--target"]
     if subprocess.run(build + BUILD_TARGETS, cwd=ROOT).returncode == 0:
         return {t: None for t in BUILD_TARGETS}
-    # One failed (or does not exist yet): build them one by one to know which.
+    # One failed: build them one by one to know which (the contenders needing it are skipped,
+    # which is itself an error unless --allow-skip).
+    status = {}
     for t in BUILD_TARGETS:
         r = subprocess.run(build + [t], cwd=ROOT, capture_output=True, text=True)
-        status[t] = None if r.returncode == 0 else (r.stdout + r.stderr).strip().splitlines()[-1:][0][:200]
+        status[t] = None if r.returncode == 0 else ((r.stdout + r.stderr).strip().splitlines() or ["?"])[-1][:200]
         log(f"   build {t}: {'ok' if status[t] is None else 'FAILED: ' + status[t]}")
     return status
+
+
+_T0 = time.monotonic()
+
+
+def stamp_now():
+    """'[0m05s]': time since bench/run started, at the head of every progress line."""
+    return f"[{fmt_s(time.monotonic() - _T0)}]"
+
+
+def wait_until_quiet(args):
+    """The load-average guard: the 1-min load average must be at most --max-load before the
+    first point. Waits up to --load-wait seconds for it (a build that just finished keeps it
+    high for a minute or two), then refuses unless --allow-busy. Returns the load seen."""
+    la = loadavg()
+    if la is None or la <= args.max_load:
+        log(f"{stamp_now()} load average {la} <= {args.max_load}: the machine is quiet enough")
+        return la
+    deadline = time.monotonic() + (0 if args.allow_busy else args.load_wait)
+    while la is not None and la > args.max_load and time.monotonic() < deadline:
+        log(f"{stamp_now()} load average {la:.2f} > {args.max_load}: waiting for the machine to calm down "
+            f"({fmt_s(deadline - time.monotonic())} left of --load-wait; other processes: see `top`)")
+        time.sleep(min(10, max(deadline - time.monotonic(), 0.1)))
+        la = loadavg()
+    if la is not None and la > args.max_load:
+        if args.allow_busy:
+            log(f"{stamp_now()} warning: load average {la:.2f} > {args.max_load}; running anyway (--allow-busy), "
+                "results.md is marked as measured on a busy machine")
+            return la
+        raise SetupError(f"load average {la:.2f} is above {args.max_load} after waiting {args.load_wait} s: "
+                         "the figures would measure the other processes too. Stop them, or pass --allow-busy "
+                         "(the run is then marked busy in results.md)")
+    log(f"{stamp_now()} load average {la} <= {args.max_load}: the machine is quiet enough")
+    return la
 
 
 class Database:
@@ -232,6 +276,7 @@ def run_wrk(ctx, port, path, connections, duration, timeout_s, raw_name, sids=()
     """Runs wrk once; returns the parsed repetition (plus RSS/CPU of the sampled trees)."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", f"{timeout_s}s",
            f"http://127.0.0.1:{port}{path}"]
+    load_before = loadavg()
     sampler = procs.TreeSampler(sids)
     db_sampler = procs.TreeSampler([db_sid] if db_sid else [])
     with sampler, db_sampler:
@@ -252,7 +297,10 @@ def run_wrk(ctx, port, path, connections, duration, timeout_s, raw_name, sids=()
     rep["cpu_s"] = round(sampler.cpu_s, 2) if sids else None
     rep["standin_cpu_s"] = round(db_sampler.cpu_s, 2) if db_sid else None
     rep["raw"] = os.path.relpath(p.stdout_path, ctx.out)
-    rep["loadavg_1m"] = loadavg()  # the machine is shared: a high load marks a noisy run
+    # Before the point (the guard's figure) and after it (which includes the run's own load:
+    # server + wrk keep both cores busy, so about 2 is normal there).
+    rep["loadavg_before"] = load_before
+    rep["loadavg_1m"] = loadavg()
     return rep
 
 
@@ -286,8 +334,10 @@ def prepare_contenders(ctx, ids, results, built):
     """Prepares each wanted contender; the ones that cannot run go to results['skipped']."""
     table = cont.by_id()
     ready = []
+    n_skipped = len(results["skipped"])
     for cid in ids:
         c = table[cid]
+        log(f"{stamp_now()} preparing {cid}{' (' + c.prepare_note + ')' if c.prepare_note else ''}")
         try:
             if c.needs_db and not ctx.args.mongo_uri and not os.access(ctx.standin, os.X_OK):
                 raise cont.Skip(f"no MongoDB stand-in ({ctx.standin} not built)")
@@ -297,6 +347,11 @@ def prepare_contenders(ctx, ids, results, built):
             add_skip(results, cid, str(e))
         except Exception as e:  # noqa: BLE001 - a broken contender must not stop the others
             add_skip(results, cid, f"prepare failed: {e}")
+    missing = results["skipped"][n_skipped:]
+    if missing and not ctx.args.allow_skip:
+        raise SetupError(f"{len(missing)} requested contender(s) cannot run: "
+                         + "; ".join(f"{s['contender']}: {s['reason']}" for s in missing)
+                         + ". Fix that, or pass --allow-skip to run the others (results.md lists the skipped)")
     return ready
 
 
@@ -336,6 +391,7 @@ def cmd_matrix(ctx, results):
 
 def matrix_contender(ctx, results, c, doc, db, progress):
     a = ctx.args
+    log(f"{stamp_now()} starting {c.id} ({doc} doc) and waiting for its first 200")
     try:
         proc, port, body = start_ready(ctx, c, doc, db)
     except Exception as e:  # noqa: BLE001
@@ -358,6 +414,7 @@ def matrix_contender(ctx, results, c, doc, db, progress):
                 continue
             try:
                 if a.warmup:
+                    log(f"{stamp_now()} {c.id} {doc} c={n}: warming up {a.warmup} s")
                     run_wrk(ctx, port, c.endpoint, n, a.warmup, a.wrk_timeout,
                             f"warmup-{c.id}-{doc}-c{n}")
                 reps = []
@@ -630,6 +687,12 @@ def machine_info(ctx):
     return info
 
 
+# The sub-commands that measure, in the order `all` runs them. Another sub-command is one more
+# entry here (and in ALL_STEPS if `all` should run it); parse_args takes its choices from here.
+STEPS = {"matrix": cmd_matrix, "sweep": cmd_sweep, "sleep": cmd_sleep, "idle": cmd_idle, "openloop": cmd_openloop}
+ALL_STEPS = ["matrix", "sweep", "sleep", "idle", "openloop"]
+
+
 def _names(text):
     return [x for x in text.split(",") if x]
 
@@ -643,7 +706,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="bench/run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", nargs="?", default="matrix",
-                   choices=["matrix", "sweep", "sleep", "idle", "openloop", "all", "report"])
+                   choices=list(STEPS) + ["all", "report"])
     p.add_argument("--full", action="store_true", help="the seed's 30 s runs (default: quick, ~15 min matrix)")
     p.add_argument("--ci", action="store_true", help="short runs, 200/1000 connections, coroserve + nginx + /json")
     p.add_argument("--contenders", type=_names, help=f"comma list of {','.join(ids)}")
@@ -663,6 +726,15 @@ def parse_args(argv):
                    help="override a coroserve flag, e.g. --coroserve-flag=--workers=16")
     p.add_argument("--out", help="results directory (default bench/results/<timestamp>)")
     p.add_argument("--no-build", action="store_true", help="skip install-deps and the build")
+    p.add_argument("--allow-skip", action="store_true",
+                   help="run the contenders that can run when some cannot (default: exit non-zero before "
+                        "measuring; any contender or point lost during the run also makes the exit code 3)")
+    p.add_argument("--allow-busy", action="store_true",
+                   help="start even when the 1-min load average is above --max-load (results.md says so)")
+    p.add_argument("--max-load", type=float, default=1.5,
+                   help="highest 1-min load average at which a run may start (default 1.5)")
+    p.add_argument("--load-wait", type=int, default=300,
+                   help="seconds to wait for the load average to fall below --max-load before refusing")
     p.add_argument("--no-driver-load", action="store_true", help="skip the stand-in's driver-only find rate")
     p.add_argument("--nice", type=int, default=0,
                    help="scheduling priority for everything the harness starts (e.g. -10 as root on a "
@@ -742,15 +814,33 @@ def main(argv=None):
             return 2
         with open(os.path.join(args.out, "results.json")) as f:
             results = json.load(f)
-        report.save(args.out, results, charts=True)
+        try:
+            report.save(args.out, results, charts=True)
+        except report.ChartError as e:
+            log(f"error: {e}")
+            return 2
         log(f"== {args.out}/results.md")
         return 0
     procs.install_cleanup()
+    try:
+        return run(args, argv)
+    except (SetupError, report.ChartError) as e:
+        log(f"{stamp_now()} error: {e}")
+        return 2
+
+
+def run(args, argv):
+    """Setup, the guard, the steps; returns the exit code (3 when something was skipped)."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = os.path.abspath(args.out or os.path.join(ROOT, "bench/results", stamp))
     os.makedirs(out, exist_ok=True)
     t0 = time.monotonic()
+    log(f"{stamp_now()} bench/run {args.command}: results in {out}")
     built = install_and_build(args)
+    if not shutil.which("wrk"):
+        raise SetupError("wrk is not installed (tools/install-deps.sh bench)")
+    if not shutil.which("gnuplot"):
+        raise SetupError("gnuplot is not installed: the charts need it (Debian gnuplot-nox; tools/install-deps.sh bench)")
     lock, waited, exclusive = machine_lock(args.lock_wait)
     if args.nice:
         # Every server, the stand-in, wrk and the clients inherit it: the same for all contenders.
@@ -759,9 +849,7 @@ def main(argv=None):
         except OSError as e:
             log(f"warning: --nice {args.nice}: {e}")
     ctx = Ctx(args, out)
-    if not shutil.which("wrk"):
-        log("error: wrk is not installed")
-        return 2
+    load_at_start = wait_until_quiet(args)
     results = {
         "meta": {
             "timestamp": stamp, "git_rev": git_rev(), "machine": machine_info(ctx),
@@ -775,26 +863,42 @@ def main(argv=None):
             "argv": sys.argv[1:] if argv is None else argv,
             "lock": {"waited_s": round(waited, 1), "exclusive": exclusive},
             "nice": os.getpriority(os.PRIO_PROCESS, 0),
+            "max_load": args.max_load, "loadavg_before_first_point": load_at_start,
+            # True when the guard was overridden and the load was above --max-load at the start
+            "busy": bool(args.allow_busy and load_at_start is not None and load_at_start > args.max_load),
+            "allow_busy": args.allow_busy, "allow_skip": args.allow_skip,
         },
         "standin_driver_find_rate": None,
         "runs": [],
         "skipped": [],
     }
-    log(f"== results in {out}")
     if not args.no_driver_load and (args.mongo_uri or os.access(ctx.standin, os.X_OK)):
+        log(f"{stamp_now()} measuring the stand-in's driver-only find rate (mongo-driver-load, 3 s)")
         rate, detail = driver_find_rate(ctx)
         results["standin_driver_find_rate"] = rate
         results["meta"]["driver_load"] = detail
-        log(f"== stand-in driver-only find rate: {rate} ops/s ({detail})")
-    steps = {"matrix": [cmd_matrix], "sweep": [cmd_sweep], "sleep": [cmd_sleep], "idle": [cmd_idle],
-             "openloop": [cmd_openloop], "all": [cmd_matrix, cmd_sweep, cmd_sleep, cmd_idle, cmd_openloop]}
+        log(f"{stamp_now()} stand-in driver-only find rate: {rate} ops/s ({detail})")
+    steps = {name: [fn] for name, fn in STEPS.items()}
+    steps["all"] = [STEPS[name] for name in ALL_STEPS]
+    failed = None
     try:
         for step in steps[args.command]:
             step(ctx, results)
+    except SetupError as e:
+        failed = e
     finally:
         results["meta"]["elapsed_s"] = round(time.monotonic() - t0, 1)
         results["meta"]["loadavg_at_end"] = loadavg()
+        if failed:
+            results["meta"]["error"] = str(failed)
         report.save(ctx.out, results, charts=True)
         procs.stop_all()
-    log(f"== done in {fmt_s(time.monotonic() - t0)}: {out}/results.md")
+    if failed:
+        raise failed
+    log(f"{stamp_now()} done in {fmt_s(time.monotonic() - t0)}: {out}/results.md")
+    if results["skipped"]:
+        log(f"{stamp_now()} {len(results['skipped'])} contender(s) or point(s) skipped "
+            f"({', '.join(sorted({s['contender'] for s in results['skipped']}))}); "
+            f"see the top of results.md{' (--allow-skip: exit 0)' if args.allow_skip else ''}")
+        return 0 if args.allow_skip else 3
     return 0

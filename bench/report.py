@@ -102,6 +102,7 @@ def markdown(results):
     """The whole report as Markdown text."""
     m = results["meta"]
     out = [f"# bench/run results {m.get('timestamp', '')}", ""]
+    out += _status_md(results)
     mach = m.get("machine", {})
     out.append(f"git {m.get('git_rev')}; {mach.get('cpus')} CPUs ({mach.get('cpu_model')}), "
                f"kernel {mach.get('kernel')}; {m.get('database')}; wrk -t1 --latency --timeout "
@@ -207,13 +208,27 @@ def markdown(results):
                        f"{r.get('non2xx')} |")
         out.append("")
     out += _targets_md(results)
-    if results.get("skipped"):
-        out.append("## Skipped")
-        out.append("")
-        for s in results["skipped"]:
-            out.append(f"- {s['contender']}: {s['reason']}")
-        out.append("")
     return "\n".join(out)
+
+
+def _status_md(results):
+    """The first lines of results.md: what was skipped and why, a busy machine, an aborted run."""
+    m = results["meta"]
+    out = []
+    if m.get("error"):
+        out += [f"**The run stopped early: {m['error']}**", ""]
+    if m.get("busy"):
+        out += [f"**Measured on a busy machine (--allow-busy): 1-min load average "
+                f"{m.get('loadavg_before_first_point')} before the first point, above the limit of "
+                f"{m.get('max_load', 1.5)}. Do not publish these figures.**", ""]
+    skipped = results.get("skipped", [])
+    if skipped:
+        out += [f"**Skipped ({len(skipped)}){' with --allow-skip' if m.get('allow_skip') else ''}:**", ""]
+        out += [f"- {s['contender']}: {s['reason']}" for s in skipped]
+        out.append("")
+    else:
+        out += ["Nothing skipped: every requested contender ran at every point.", ""]
+    return out
 
 
 def _point(results, cid, doc, conns):
