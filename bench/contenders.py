@@ -122,19 +122,32 @@ FLASK_DIR = "bench/peers/flask"
 
 
 class FlaskUwsgi(Contender):
-    def __init__(self, gevent):
-        self.gevent = gevent
-        self.id = "flask-uwsgi-gevent" if gevent else "flask-uwsgi-threaded"
-        self.label = "Flask + uwsgi + gevent" if gevent else "Flask + uwsgi threaded"
+    """Flask under uwsgi. The seed's two rows bind the workers with --http-socket (no
+    keep-alive: every answer closes the connection). router=True is uwsgi at its documented
+    best for serving HTTP itself: its HTTP router (--http, a separate non-blocking process that
+    the docs recommend in front of the workers when uwsgi faces clients directly) with
+    --http-keepalive, forwarding to gevent workers over the uwsgi protocol."""
+
+    def __init__(self, gevent, router=False):
+        self.gevent, self.router = gevent, router
+        if router:
+            self.id, self.label = "flask-uwsgi-gevent-keepalive", "Flask + uwsgi HTTP router (keep-alive) + gevent"
+        else:
+            self.id = "flask-uwsgi-gevent" if gevent else "flask-uwsgi-threaded"
+            self.label = "Flask + uwsgi + gevent" if gevent else "Flask + uwsgi threaded"
+
+    def plugins(self):
+        return ["python3"] + (["gevent_python3"] if self.gevent else []) + (["http"] if self.router else [])
 
     def prepare(self, ctx):
         if not shutil.which("uwsgi"):
             raise Skip("uwsgi is not installed")
         plugins = "/usr/lib/uwsgi/plugins"
-        need = ["python3_plugin.so"] + (["gevent_python3_plugin.so"] if self.gevent else [])
-        for so in need:
+        for name in self.plugins():
+            so = f"{name}_plugin.so"
             if not os.path.exists(os.path.join(plugins, so)):
-                raise Skip(f"uwsgi plugin {so} missing (uwsgi-plugin-python3 / uwsgi-plugin-gevent-python3)")
+                raise Skip(f"uwsgi plugin {so} missing (uwsgi-plugin-python3 / uwsgi-plugin-gevent-python3 / "
+                           "uwsgi-core for http)")
 
     def start(self, ctx, doc, mongo_uri, extra=None):
         extra = extra or {}
@@ -142,8 +155,15 @@ class FlaskUwsgi(Contender):
         # The seed: `uwsgi --processes 4 --threads 1 --http-socket :5000` (threaded) and
         # `uwsgi [--processes 4] --gevent 5000 --http-socket :5000`; processes = cores here.
         processes = int(extra.get("processes", ctx.cores))
-        cmd = ["uwsgi", "--plugins", "python3" + (",gevent_python3" if self.gevent else ""),
-               "--http-socket", f"127.0.0.1:{port}", "--wsgi-file", "app.py", "--callable", "app",
+        if self.router:
+            # The router keeps the client connections open (--http-keepalive needs a
+            # Content-Length in every answer: Flask sets it) and talks to the workers over a
+            # socket uwsgi creates itself.
+            bind = ["--http", f"127.0.0.1:{port}", "--http-keepalive", "--http-timeout", "60"]
+        else:
+            bind = ["--http-socket", f"127.0.0.1:{port}"]
+        cmd = ["uwsgi", "--plugins", ",".join(self.plugins())] + bind + [
+               "--wsgi-file", "app.py", "--callable", "app",
                "--processes", str(processes), "--master", "--die-on-term",
                "--listen", str(ctx.backlog), "--max-fd", str(ctx.nofile),
                "--disable-logging", "--need-app"]
@@ -256,6 +276,7 @@ def all_contenders():
         Nginx(),
         FlaskUwsgi(gevent=False),
         FlaskUwsgi(gevent=True),
+        FlaskUwsgi(gevent=True, router=True),
         FlaskGunicorn(),
         TornadoMotor(),
         NodeExpress(),

@@ -296,6 +296,8 @@ def run_wrk(ctx, port, path, connections, duration, timeout_s, raw_name, sids=()
     rep["rss_peak_kb"] = sampler.peak_rss_kb if sids else None
     rep["cpu_s"] = round(sampler.cpu_s, 2) if sids else None
     rep["standin_cpu_s"] = round(db_sampler.cpu_s, 2) if db_sid else None
+    rep["ctx_switches"] = sampler.switches if sids else None
+    rep["standin_ctx_switches"] = db_sampler.switches if db_sid else None
     rep["raw"] = os.path.relpath(p.stdout_path, ctx.out)
     # Before the point (the guard's figure) and after it (which includes the run's own load:
     # server + wrk keep both cores busy, so about 2 is normal there).

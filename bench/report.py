@@ -36,7 +36,8 @@ PLAY_NOTE = ("Play 2.2 + ReactiveMongo is not run: neither Debian nor npm has it
              "and Play's own repositories), so the seed's Play figures are printed as a reference only.")
 
 CSV_FIELDS = ["contender", "endpoint", "doc", "connections", "rps_ok", "rps", "p50_ms", "p90_ms", "p99_ms",
-              "max_ms", "err_connect", "err_read", "err_write", "err_timeout", "non2xx", "rss_peak_kb", "cpu_s"]
+              "max_ms", "err_connect", "err_read", "err_write", "err_timeout", "non2xx", "rss_peak_kb", "cpu_s",
+              "server_cpu_us_per_req", "db_cpu_us_per_req", "ctx_switches_per_req"]
 
 
 def csv_rows(results):
@@ -47,7 +48,9 @@ def csv_rows(results):
                "p50_ms": lat["p50"], "p90_ms": lat["p90"], "p99_ms": lat["p99"], "max_ms": lat["max"],
                "err_connect": err["connect"], "err_read": err["read"], "err_write": err["write"],
                "err_timeout": err["timeout"], "non2xx": r["non2xx"], "rss_peak_kb": r.get("rss_peak_kb"),
-               "cpu_s": r.get("cpu_s")}
+               "cpu_s": r.get("cpu_s"), "server_cpu_us_per_req": _round(cost(r)["server_cpu_us"]),
+               "db_cpu_us_per_req": _round(cost(r)["db_cpu_us"]),
+               "ctx_switches_per_req": _round(cost(r)["ctx_switches"], 3)}
 
 
 def _round(x, nd=1):
@@ -88,6 +91,51 @@ def _per_cpu(r):
     vals = sorted((x["requests"] - x["non2xx"]) / x["cpu_s"] for x in r.get("reps", [])
                   if x.get("cpu_s") and "requests" in x)
     return vals[len(vals) // 2] if vals else None
+
+
+def cost(r):
+    """Cost per answered request of a matrix point, median over its reps: server CPU-us, stand-in
+    CPU-us, server context switches (every thread of the process tree). None where not sampled."""
+    def med(vals):
+        vals = sorted(v for v in vals if v is not None)
+        return vals[len(vals) // 2] if vals else None
+
+    def per(key, scale):
+        return med([x[key] * scale / x["requests"] if x.get(key) is not None and x.get("requests") else None
+                    for x in r.get("reps", [])])
+    return {"server_cpu_us": per("cpu_s", 1e6), "db_cpu_us": per("standin_cpu_s", 1e6),
+            "ctx_switches": per("ctx_switches", 1), "db_ctx_switches": per("standin_ctx_switches", 1)}
+
+
+def _cost_md(results):
+    runs = results.get("runs", [])
+    if not runs:
+        return []
+    conns = sorted({r["connections"] for r in runs})
+    idx = {(r["contender"], r["doc"], r["connections"]): r for r in runs}
+    out = ["## Cost per request", "",
+           "Each cell: server CPU-us per request / database (stand-in) CPU-us per request / server context "
+           "switches per request (voluntary + involuntary, summed over every thread of the server's process "
+           "tree from /proc/<pid>/task/*/status), median of the reps. Requests = every answer wrk counted. "
+           "Rows without a database (nginx, /json) show '-' for it.", "",
+           "| contender | doc | " + " | ".join(f"c={c}" for c in conns) + " |",
+           "|---|---|" + "---|" * len(conns)]
+    for doc in ("small", "big"):
+        for cid in dict.fromkeys(r["contender"] for r in runs):
+            if not any((cid, doc, c) in idx for c in conns):
+                continue
+            cells = []
+            for c in conns:
+                r = idx.get((cid, doc, c))
+                if r is None:
+                    cells.append("-")
+                    continue
+                k = cost(r)
+                cells.append(f"{_fmt_num(k['server_cpu_us'], 1)} / {_fmt_num(k['db_cpu_us'], 1)} / "
+                             f"{_fmt_num(k['ctx_switches'], 2)}")
+            out.append(f"| {cid} | {doc} | " + " | ".join(cells) + " |")
+    out.append("")
+    return out
 
 
 def _cell(r):
@@ -162,6 +210,7 @@ def markdown(results):
         out.append("")
         out.append(PLAY_NOTE)
         out.append("")
+        out += _cost_md(results)
     if results.get("sweep"):
         out.append("## DB latency sweep (stand-in --latency-ms), small doc")
         out.append("")

@@ -86,6 +86,35 @@ class ReportTest(unittest.TestCase):
         self.assertIn("| coroserve --workers 1 | 2 | 5 | 1.00 |", md)
         self.assertIn("| nginx | 10,000 | 10,000 | 1.0 | 6.0 | 524 |", md)
 
+    def test_cost_per_request(self):
+        r = self.results
+        rep = r["runs"][0]["reps"][0]
+        rep.update(cpu_s=2.2672, standin_cpu_s=4.5344, ctx_switches=113360, standin_ctx_switches=None)
+        k = report.cost(r["runs"][0])  # 226,720 requests in the fixture
+        self.assertAlmostEqual(k["server_cpu_us"], 10.0)
+        self.assertAlmostEqual(k["db_cpu_us"], 20.0)
+        self.assertAlmostEqual(k["ctx_switches"], 0.5)
+        self.assertIsNone(k["db_ctx_switches"])
+        md = report.markdown(r)
+        self.assertIn("## Cost per request", md)
+        self.assertIn("| coroserve | small | 10.0 / 20.0 / 0.50 |", md)
+        report.save(self.dir, r)
+        with open(os.path.join(self.dir, "results.csv")) as f:
+            row = next(csv.DictReader(f))
+        self.assertEqual((row["server_cpu_us_per_req"], row["ctx_switches_per_req"]), ("10.0", "0.5"))
+
+    def test_status_lines_come_first(self):
+        r = self.results
+        r["meta"].update(busy=True, loadavg_before_first_point=3.2, max_load=1.5, allow_skip=True)
+        lines = report.markdown(r).splitlines()
+        self.assertTrue(lines[2].startswith("**Measured on a busy machine (--allow-busy)"), lines[:6])
+        self.assertEqual(lines[4], "**Skipped (1) with --allow-skip:**")
+        self.assertEqual(lines[6], "- play: not installable")
+        r["skipped"] = []
+        r["meta"]["busy"] = False
+        self.assertEqual(report.markdown(r).splitlines()[2],
+                         "Nothing skipped: every requested contender ran at every point.")
+
     def test_targets(self):
         r = self.results
         node = dict(r["runs"][0], contender="node-express", connections=1000, rps_ok=1000.0)
