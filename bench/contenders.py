@@ -41,6 +41,21 @@ class Contender:
     needs_db = True
     label = None
     prepare_note = ""  # what prepare() does when it takes a while, for the progress line
+    json_endpoint = "/json"  # constant JSON in the same framework (bench/run decompose); None: none
+    multi_process = False  # runs `processes` server processes (default ctx.peer_processes)
+
+    def processes(self, ctx, extra=None):
+        """Server processes this contender runs: extra['processes'], else --peer-processes,
+        else one per CPU the server may use (bench/README.md, "Processes per core")."""
+        if not self.multi_process:
+            return 1
+        return int((extra or {}).get("processes") or ctx.peer_processes)
+
+    def find_loops(self, ctx, mongo_uri, concurrency, extra=None):
+        """The driver-only load for decompose: [(cmd, cwd)], one per server process, each a
+        find_one loop in the contender's language and driver with its pool and its share of
+        `concurrency` in flight. None when the contender has no database."""
+        return None
 
     def prepare(self, ctx):
         """Builds or installs what the contender needs; raises Skip when it cannot run."""
@@ -48,6 +63,14 @@ class Contender:
     def start(self, ctx, doc, mongo_uri, extra=None):
         """Starts the server; returns (Proc, port) once it is listening (not yet ready)."""
         raise NotImplementedError
+
+    def _loop_args(self, ctx, mongo_uri, concurrency, processes, per_process_cap=None):
+        """--uri/--concurrency/--seconds/--pool/--warmup for each of `processes` loop processes."""
+        share = max(concurrency // processes, 1)
+        if per_process_cap:
+            share = min(share, per_process_cap)
+        return ["--uri", mongo_uri, "--concurrency", str(share), "--seconds", str(ctx.args.duration),
+                "--warmup", str(max(ctx.args.warmup, 1)), "--pool", str(max(TOTAL_POOL // processes, 1))]
 
     def _env(self, ctx, mongo_uri, processes):
         return {
@@ -65,6 +88,17 @@ class Coroserve(Contender):
         self.id, self.endpoint = cid, endpoint
         if endpoint == "/json":
             self.label, self.needs_db = "coroserve /json (constant JSON, no DB query)", False
+            self.json_endpoint = None
+
+    def find_loops(self, ctx, mongo_uri, concurrency, extra=None):
+        if not self.needs_db:
+            return None
+        # libmongoc through one client pool, as many threads as coroserve has pool workers
+        # (the finds coroserve can have in flight), no HTTP.
+        flags = dict(COROSERVE_BEST, **ctx.coroserve_flags, **(extra or {}))
+        tool = os.path.join(ctx.bin_dir, "mongo-driver-load")
+        return [([tool, "--uri", mongo_uri, "--threads", str(flags["--workers"]),
+                  "--seconds", str(ctx.args.duration)], None)]
 
     def binary(self, ctx):
         return os.path.join(ctx.bin_dir, "coroserve")
@@ -93,6 +127,7 @@ class Nginx(Contender):
     id = "nginx"
     label = "nginx static file (no DB)"
     needs_db = False
+    json_endpoint = None
 
     def prepare(self, ctx):
         if not shutil.which("nginx"):
@@ -128,6 +163,8 @@ class FlaskUwsgi(Contender):
     the docs recommend in front of the workers when uwsgi faces clients directly) with
     --http-keepalive, forwarding to gevent workers over the uwsgi protocol."""
 
+    multi_process = True
+
     def __init__(self, gevent, router=False):
         self.gevent, self.router = gevent, router
         if router:
@@ -154,7 +191,7 @@ class FlaskUwsgi(Contender):
         port = procs.free_port()
         # The seed: `uwsgi --processes 4 --threads 1 --http-socket :5000` (threaded) and
         # `uwsgi [--processes 4] --gevent 5000 --http-socket :5000`; processes = cores here.
-        processes = int(extra.get("processes", ctx.cores))
+        processes = self.processes(ctx, extra)
         if self.router:
             # The router keeps the client connections open (--http-keepalive needs a
             # Content-Length in every answer: Flask sets it) and talks to the workers over a
@@ -177,10 +214,20 @@ class FlaskUwsgi(Contender):
                         cwd=os.path.join(ctx.root, FLASK_DIR))
         return p, port
 
+    def find_loops(self, ctx, mongo_uri, concurrency, extra=None):
+        n = self.processes(ctx, extra)
+        if self.gevent:  # --gevent 5000: at most 5000 greenlets per worker
+            args = ["--mode", "gevent"] + self._loop_args(ctx, mongo_uri, concurrency, n, 5000)
+        else:  # one request at a time per thread: `threads` finds in flight per process
+            threads = int((extra or {}).get("threads", 1))
+            args = ["--mode", "threads"] + self._loop_args(ctx, mongo_uri, n * threads, n, threads)
+        return [([ctx.python, "find_loop.py"] + args, os.path.join(ctx.root, FLASK_DIR))] * n
+
 
 class FlaskGunicorn(Contender):
     id = "flask-gunicorn-gevent"
     label = "Flask + gunicorn + gevent"
+    multi_process = True
 
     def prepare(self, ctx):
         if not shutil.which("gunicorn"):
@@ -189,19 +236,26 @@ class FlaskGunicorn(Contender):
     def start(self, ctx, doc, mongo_uri, extra=None):
         port = procs.free_port()
         # The seed: `gunicorn -b :5000 -k gevent -w 4 --worker-connections 5000 app:app`.
-        cmd = ["gunicorn", "-b", f"127.0.0.1:{port}", "-k", "gevent", "-w", str(ctx.cores),
+        n = self.processes(ctx, extra)
+        cmd = ["gunicorn", "-b", f"127.0.0.1:{port}", "-k", "gevent", "-w", str(n),
                "--worker-connections", "5000", "--backlog", str(ctx.backlog),
                "--graceful-timeout", "2", "app:app"]
-        env = self._env(ctx, mongo_uri, ctx.cores)
+        env = self._env(ctx, mongo_uri, n)
         env["PEER_GEVENT"] = "1"
         p = procs.start(ctx.name(self.id, doc), cmd, ctx.log_dir, cpus=ctx.server_cpus, env=env,
                         cwd=os.path.join(ctx.root, FLASK_DIR))
         return p, port
 
+    def find_loops(self, ctx, mongo_uri, concurrency, extra=None):
+        n = self.processes(ctx, extra)
+        args = ["--mode", "gevent"] + self._loop_args(ctx, mongo_uri, concurrency, n, 5000)
+        return [([ctx.python, "find_loop.py"] + args, os.path.join(ctx.root, FLASK_DIR))] * n
+
 
 class TornadoMotor(Contender):
     id = "tornado-motor"
     label = "Tornado + Motor"
+    multi_process = True
 
     def prepare(self, ctx):
         r = subprocess.run([ctx.python, "-c", "import tornado, motor"], capture_output=True, text=True)
@@ -210,11 +264,17 @@ class TornadoMotor(Contender):
 
     def start(self, ctx, doc, mongo_uri, extra=None):
         port = procs.free_port()
-        cmd = [ctx.python, "app.py", str(port), str(ctx.cores)]
+        n = self.processes(ctx, extra)
+        cmd = [ctx.python, "app.py", str(port), str(n)]
         p = procs.start(ctx.name(self.id, doc), cmd, ctx.log_dir, cpus=ctx.server_cpus,
-                        env=self._env(ctx, mongo_uri, ctx.cores),
+                        env=self._env(ctx, mongo_uri, n),
                         cwd=os.path.join(ctx.root, "bench/peers/tornado"))
         return p, port
+
+    def find_loops(self, ctx, mongo_uri, concurrency, extra=None):
+        n = self.processes(ctx, extra)
+        args = self._loop_args(ctx, mongo_uri, concurrency, n)
+        return [([ctx.python, "find_loop.py"] + args, os.path.join(ctx.root, "bench/peers/tornado"))] * n
 
 
 class NodeExpress(Contender):
@@ -222,6 +282,7 @@ class NodeExpress(Contender):
     label = "Node.js cluster + express + mongodb"
     dir = "bench/peers/node"
     prepare_note = "npm ci"
+    multi_process = True
 
     def prepare(self, ctx):
         if not shutil.which("node") or not shutil.which("npm"):
@@ -234,11 +295,19 @@ class NodeExpress(Contender):
 
     def start(self, ctx, doc, mongo_uri, extra=None):
         port = procs.free_port()
-        env = self._env(ctx, mongo_uri, ctx.cores)
-        env.update({"PORT": str(port), "PEER_WORKERS": str(ctx.cores)})
-        p = procs.start(ctx.name(self.id, doc), ["node", "app.js"], ctx.log_dir, cpus=ctx.server_cpus,
+        n = self.processes(ctx, extra)
+        env = self._env(ctx, mongo_uri, n)
+        # NODE_ENV=production: Express's production best practices page asks for it first.
+        env.update({"PORT": str(port), "PEER_WORKERS": str(n), "NODE_ENV": "production"})
+        node = ["node"] + list((extra or {}).get("node_flags", []))
+        p = procs.start(ctx.name(self.id, doc), node + ["app.js"], ctx.log_dir, cpus=ctx.server_cpus,
                         env=env, cwd=os.path.join(ctx.root, self.dir))
         return p, port
+
+    def find_loops(self, ctx, mongo_uri, concurrency, extra=None):
+        n = self.processes(ctx, extra)
+        args = self._loop_args(ctx, mongo_uri, concurrency, n)
+        return [(["node", "find_loop.js"] + args, os.path.join(ctx.root, self.dir))] * n
 
 
 class GoNetHttp(Contender):
@@ -249,23 +318,31 @@ class GoNetHttp(Contender):
     def binary(self, ctx):
         return os.path.join(ctx.peers_build, "peer-go")
 
+    def loop_binary(self, ctx):
+        return os.path.join(ctx.peers_build, "peer-go-findloop")
+
     def prepare(self, ctx):
         if not shutil.which("go"):
             raise Skip("go is not installed (golang-go)")
         os.makedirs(ctx.peers_build, exist_ok=True)
         env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode", GOFLAGS="",
                    GOCACHE=os.path.join(ctx.peers_build, "gocache"))
-        r = subprocess.run(["go", "build", "-o", self.binary(ctx), "."], env=env,
-                           cwd=os.path.join(ctx.root, "bench/peers/go"), capture_output=True, text=True,
-                           timeout=600)
-        if r.returncode:
-            raise Skip(f"go build failed: {r.stderr.strip()[-300:]}")
+        for out, sub in ((self.binary(ctx), "."), (self.loop_binary(ctx), "./findloop")):
+            r = subprocess.run(["go", "build", "-o", out, sub], env=env,
+                               cwd=os.path.join(ctx.root, "bench/peers/go"), capture_output=True, text=True,
+                               timeout=600)
+            if r.returncode:
+                raise Skip(f"go build {sub} failed: {r.stderr.strip()[-300:]}")
 
     def start(self, ctx, doc, mongo_uri, extra=None):
         # GOMAXPROCS stays Go's default: the number of CPUs the process may run on.
         p = procs.start(ctx.name(self.id, doc), [self.binary(ctx), "-port", "0"], ctx.log_dir,
                         cpus=ctx.server_cpus, env=self._env(ctx, mongo_uri, 1))
         return p, int(p.first_line(20))
+
+    def find_loops(self, ctx, mongo_uri, concurrency, extra=None):
+        # Go's flag package takes --name as well as -name.
+        return [([self.loop_binary(ctx)] + self._loop_args(ctx, mongo_uri, concurrency, 1), None)]
 
 
 def all_contenders():

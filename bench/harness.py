@@ -19,6 +19,7 @@ import sys
 import time
 
 import contenders as cont
+import decompose
 import procs
 import report
 import wrkparse
@@ -63,6 +64,10 @@ class Ctx:
         self.server_cpus, self.load_cpus = layout["server"], layout["load"]
         self.db_cpus = layout.get("db", layout["server"])
         self.cores = os.cpu_count() or 1
+        # Processes of a multi-process peer (Node cluster, Tornado, gunicorn, uwsgi): --peer-processes,
+        # else one per CPU the server is pinned to (bench/README.md, "Processes per core").
+        self.peer_processes = args.peer_processes or (len(self.server_cpus.split(",")) if self.server_cpus
+                                                      else self.cores)
         self.nofile = procs.raise_fd_limit()
         self.somaxconn = raise_somaxconn(16384)
         self.backlog = min(self.somaxconn, 16384)
@@ -691,8 +696,9 @@ def machine_info(ctx):
 
 # The sub-commands that measure, in the order `all` runs them. Another sub-command is one more
 # entry here (and in ALL_STEPS if `all` should run it); parse_args takes its choices from here.
-STEPS = {"matrix": cmd_matrix, "sweep": cmd_sweep, "sleep": cmd_sleep, "idle": cmd_idle, "openloop": cmd_openloop}
-ALL_STEPS = ["matrix", "sweep", "sleep", "idle", "openloop"]
+STEPS = {"matrix": cmd_matrix, "decompose": decompose.cmd_decompose, "sweep": cmd_sweep, "sleep": cmd_sleep,
+         "idle": cmd_idle, "openloop": cmd_openloop}
+ALL_STEPS = ["matrix", "decompose", "sweep", "sleep", "idle", "openloop"]
 
 
 def _names(text):
@@ -724,6 +730,9 @@ def parse_args(argv):
     p.add_argument("--standin", help="stand-in binary (default build/release/bin/mongo-standin)")
     p.add_argument("--standin-threads", type=int, help="the stand-in's --threads")
     p.add_argument("--pinning", choices=sorted(LAYOUTS), default="split", help="CPU placement (README)")
+    p.add_argument("--peer-processes", type=int,
+                   help="processes of each multi-process peer (Node cluster, Tornado, gunicorn, uwsgi); default: "
+                        "one per CPU the server is pinned to (1 in the split layout; README, 'Processes per core')")
     p.add_argument("--coroserve-flag", action="append", default=[], metavar="NAME=VALUE",
                    help="override a coroserve flag, e.g. --coroserve-flag=--workers=16")
     p.add_argument("--out", help="results directory (default bench/results/<timestamp>)")
@@ -743,6 +752,15 @@ def parse_args(argv):
                         "machine shared with builds); the same for every contender")
     p.add_argument("--lock-wait", type=int, default=1800,
                    help=f"seconds to wait for another bench/run on this machine ({LOCK_PATH})")
+    p.add_argument("--decompose-contenders", type=_names,
+                   help="decompose: contenders to take apart (default: every DB-backed one of --contenders)")
+    p.add_argument("--decompose-processes", type=_ints, default=[1, 2],
+                   help="decompose: process counts tried for each multi-process peer (default 1,2)")
+    p.add_argument("--decompose-connections", type=int, default=200,
+                   help="decompose: wrk connections, and finds in flight in the driver-only loops (default 200)")
+    p.add_argument("--profile", action="store_true",
+                   help="decompose: CPU profile of the Node peer's composite run (node --cpu-prof), top functions "
+                        "by self time in results.md, .cpuprofile files under profiles/")
     p.add_argument("--latencies", type=_ints, default=[0, 1, 10])
     p.add_argument("--sweep-workers", type=_ints, default=[2, 8, 32, 128])
     p.add_argument("--sweep-peers", type=_names,

@@ -93,15 +93,34 @@ def _signal_group(p, sig):
         pass
 
 
-def stop(proc, timeout=5.0):
-    """SIGTERM to the whole session's process group, SIGKILL after timeout. Returns the exit code."""
+def live_pids(sid):
+    """Pids of the session that are not zombies (killed children wait for init to reap them)."""
+    out = []
+    for pid in session_pids(sid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                data = f.read()
+        except OSError:
+            continue
+        if data[data.rindex(")") + 2] != "Z":
+            out.append(pid)
+    return out
+
+
+def stop(proc, timeout=5.0, wait_group=False):
+    """SIGTERM to the whole session's process group, SIGKILL after timeout. wait_group: also
+    give the other processes of the group (workers) until the timeout to exit by themselves,
+    e.g. to write a profile. Returns the exit code."""
     p = proc.popen if isinstance(proc, Proc) else proc
+    deadline = time.monotonic() + timeout
     if p.poll() is None:
         _signal_group(p, signal.SIGTERM)
         try:
             p.wait(timeout)
         except subprocess.TimeoutExpired:
             pass
+    while wait_group and live_pids(p.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
     # Workers can outlive their leader (e.g. a master that exits first): sweep the group.
     _signal_group(p, signal.SIGKILL)
     try:

@@ -30,6 +30,12 @@ def mongo():
     return Response(json_util.dumps(articles.find_one()), mimetype="application/json")
 
 
+@app.route("/json")
+def json_constant():
+    # Constant JSON, no database: the framework's own cost (bench/run decompose).
+    return {"message": "Hello, World!"}
+
+
 @app.route("/sleep")
 def sleep():
     time.sleep(1)

@@ -48,6 +48,11 @@ func main() {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(body)
 	})
+	// Constant JSON, no database: the framework's own cost (bench/run decompose).
+	http.HandleFunc("/json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"message":"Hello, World!"}`))
+	})
 	// Go's listener takes its backlog from net.core.somaxconn.
 	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(*port))
 	if err != nil {

@@ -5,6 +5,9 @@ const cluster = require('node:cluster');
 const os = require('node:os');
 
 const workers = Number(process.env.PEER_WORKERS || os.cpus().length);
+// bench/run stops the peer with SIGTERM to its process group: exit cleanly, so that a run
+// under `node --cpu-prof` writes its profile.
+process.on('SIGTERM', () => process.exit(0));
 
 if (cluster.isPrimary) {
   for (let i = 0; i < workers; i++) cluster.fork();
@@ -18,6 +21,8 @@ if (cluster.isPrimary) {
   });
   const articles = client.db('articles').collection('articles');
   const app = express();
+  // Constant JSON, no database: the framework's own cost (bench/run decompose).
+  app.get('/json', (req, res) => res.json({ message: 'Hello, World!' }));
   app.get('/mongo', async (req, res, next) => {
     try {
       res.json(await articles.findOne({}));

@@ -24,13 +24,20 @@ class MongoHandler(tornado.web.RequestHandler):
         self.write(json_util.dumps(doc))
 
 
+class JsonHandler(tornado.web.RequestHandler):
+    """Constant JSON, no database: the framework's own cost (bench/run decompose)."""
+
+    def get(self):
+        self.write({"message": "Hello, World!"})
+
+
 def main():
     port = int(sys.argv[1])
     processes = int(sys.argv[2]) if len(sys.argv) > 2 else 0  # 0 = one per core
     sockets = tornado.netutil.bind_sockets(port, "127.0.0.1", backlog=BACKLOG)
     tornado.process.fork_processes(processes, max_restarts=0)
     articles = MotorClient(MONGODB_URI, maxPoolSize=POOL_SIZE).articles.articles
-    app = tornado.web.Application([(r"/mongo", MongoHandler)], articles=articles)
+    app = tornado.web.Application([(r"/mongo", MongoHandler), (r"/json", JsonHandler)], articles=articles)
     server = tornado.httpserver.HTTPServer(app)
     server.add_sockets(sockets)
     tornado.ioloop.IOLoop.current().start()
