@@ -211,6 +211,7 @@ def markdown(results):
         out.append(PLAY_NOTE)
         out.append("")
         out += _cost_md(results)
+    out += _decompose_md(results)
     if results.get("sweep"):
         out.append("## DB latency sweep (stand-in --latency-ms), small doc")
         out.append("")
@@ -258,6 +259,40 @@ def markdown(results):
         out.append("")
     out += _targets_md(results)
     return "\n".join(out)
+
+
+def _decompose_md(results):
+    rows = results.get("decompose") or []
+    if not rows:
+        return []
+    out = ["## Decomposition: HTTP only, driver only, composite (small doc)", "",
+           "(a) the same server on its constant-JSON route; (b) find_one loops in the same language and driver "
+           "with the same pool and finds in flight, pinned where the server runs, no HTTP; (c) the composite "
+           "/mongo. predicted = 1/(1/a + 1/b). CPU-us per request of the server (or loop) processes; "
+           "cs = context switches per request of the server tree in (c).", "",
+           "| contender | processes | conns | (a) HTTP req/s | (a) CPU-us | (b) finds/s | (b) CPU-us | "
+           "(c) /mongo req/s | (c) CPU-us | (c) DB CPU-us | (c) cs | predicted | c / predicted |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        h, d, c = r.get("http") or {}, r.get("driver") or {}, r.get("composite") or {}
+        ratio = r.get("composite_vs_predicted")
+        out.append(f"| {r['contender']} | {r.get('processes')} | {r.get('connections')} | "
+                   f"{_fmt_num(h.get('rps_ok'))} | {_fmt_num(h.get('cpu_us'), 1)} | {_fmt_num(d.get('rps_ok'))} | "
+                   f"{_fmt_num(d.get('cpu_us'), 1)} | {_fmt_num(c.get('rps_ok'))} | {_fmt_num(c.get('cpu_us'), 1)} | "
+                   f"{_fmt_num(c.get('db_cpu_us'), 1)} | {_fmt_num(c.get('ctx_switches'), 2)} | "
+                   f"{_fmt_num(r.get('predicted_rps'))} | {'-' if ratio is None else f'{ratio:.0%}'} |"
+                   + (f" error: {r['error']}" if r.get("error") else ""))
+    out.append("")
+    for r in rows:
+        for prof in r.get("profiles", []):
+            top = [t for t in prof["top"] if t["function"] != "(idle)"][:10]
+            if not top or prof["top"][0]["function"] == "(idle)" and prof["top"][0]["self_pct"] > 90:
+                continue  # the cluster primary: idle
+            out.append(f"Profile of {r['contender']} ({r.get('processes')} processes), (c), `{prof['file']}`, "
+                       "top self time: " + ", ".join(f"{t['function']} ({t['url'] or 'native'}) {t['self_pct']}%"
+                                                   for t in top) + ".")
+            out.append("")
+    return out
 
 
 def _status_md(results):
@@ -503,6 +538,18 @@ def write_charts(out_dir, results):
             f"data using 0:{i + 2}:xtic(1) with linespoints pt 7 lw 1.5 lc rgb {_q(_colour(i))} title {_q(cfg)}"
             for i, cfg in enumerate(configs)))
         written.append(_plot(out_dir, "sweep", (800, 450), _tsv(["latency"] + configs, rows), script))
+
+    dec = [r for r in results.get("decompose", []) if r.get("composite")]
+    if dec:
+        rows = [[f"{r['contender']} x{r.get('processes')}", (r.get("http") or {}).get("rps_ok"),
+                 (r.get("driver") or {}).get("rps_ok"), r["composite"]["rps_ok"], r.get("predicted_rps")]
+                for r in dec]
+        script = ["set xtics rotate by -30 font ',8'"]
+        script += _histogram("Decomposition (small doc): HTTP only, driver only, composite /mongo, 1/(1/a+1/b)",
+                             "requests (finds) per second", 4, ["#1f77b4", "#2ca02c", "#d62728", "#7f7f7f"])
+        written.append(_plot(out_dir, "decompose", (1000, 500),
+                             _tsv(["case", "(a) HTTP only", "(b) driver only", "(c) composite /mongo",
+                                   "predicted 1/(1/a+1/b)"], rows), script))
 
     idle = [r for r in results.get("idle", []) if r.get("bytes_per_connection") is not None]
     if idle:

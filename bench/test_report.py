@@ -103,6 +103,15 @@ class ReportTest(unittest.TestCase):
             row = next(csv.DictReader(f))
         self.assertEqual((row["server_cpu_us_per_req"], row["ctx_switches_per_req"]), ("10.0", "0.5"))
 
+    def test_decompose_table(self):
+        r = self.results
+        r["decompose"] = full_results()["decompose"]
+        md = report.markdown(r)
+        self.assertIn("## Decomposition", md)
+        # 1/(1/7696 + 1/5000) = 3,031; 2,490 / 3,031 = 82 %
+        self.assertIn("| node-express | 1 | 200 | 7,696 | 129.9 | 5,000 | 200.0 | 2,490 | 401.6 | 30.0 | 1.50 | "
+                      "3,031 | 82% |", md)
+
     def test_status_lines_come_first(self):
         r = self.results
         r["meta"].update(busy=True, loadavg_before_first_point=3.2, max_load=1.5, allow_skip=True)
@@ -132,8 +141,8 @@ class ReportTest(unittest.TestCase):
         """gnuplot draws every chart of a run with every section: real PNG files, not empty."""
         written = report.write_charts(self.dir, full_results())
         names = sorted(os.path.basename(p) for p in written)
-        self.assertEqual(names, ["idle.png", "latency.png", "matrix_big.png", "matrix_small.png", "openloop.png",
-                                 "sweep.png"])
+        self.assertEqual(names, ["decompose.png", "idle.png", "latency.png", "matrix_big.png", "matrix_small.png",
+                                 "openloop.png", "sweep.png"])
         for p in written:
             with open(p, "rb") as f:
                 head = f.read(24)
@@ -179,7 +188,18 @@ def full_results():
     r["openloop"] = [{"contender": cid, "offered_rps": rate,
                       "latency_ms": {"p50": 0.5 * (i + 1), "p99": 3.0 * (i + 1), "p999": 9.0 * (i + 1)}}
                      for i, cid in enumerate(["coroserve", "node-express"]) for rate in (500, 2000)]
+    r["decompose"] = [decompose_row("node-express", 1, 7696.0, 5000.0, 2490.0),
+                      decompose_row("node-express", 2, 7000.0, 4500.0, 1860.0),
+                      decompose_row("go-nethttp", 1, 20000.0, 9000.0, 6000.0)]
     return r
+
+
+def decompose_row(cid, processes, a, b, c):
+    pred = 1 / (1 / a + 1 / b)
+    return {"contender": cid, "processes": processes, "connections": 200,
+            "http": {"rps_ok": a, "cpu_us": 1e6 / a}, "driver": {"rps_ok": b, "cpu_us": 1e6 / b},
+            "composite": {"rps_ok": c, "cpu_us": 1e6 / c, "db_cpu_us": 30.0, "ctx_switches": 1.5},
+            "predicted_rps": pred, "composite_vs_predicted": c / pred}
 
 
 if __name__ == "__main__":
