@@ -1,12 +1,25 @@
 """bench/run: the seed's battle re-run on one machine, and the experiments beyond it.
 
 Sub-commands (each can run alone; `all` runs them in turn into one results directory):
-  matrix   (default) every contender x doc x connections with wrk, median of --reps
+  matrix   (default) every contender x doc x connections with wrk, median of --reps; cost per
+           request (server and stand-in CPU-us, server context switches) for every point
+  decompose each DB-backed contender taken apart: (a) HTTP only (/json), (b) driver only
+           (find_one loops in its language and driver), (c) composite /mongo, CPU-us per
+           request, and 1/(1/a+1/b) beside (c); --profile profiles Node's composite
   sweep    the stand-in's --latency-ms 0,1,10 against coroserve at a few --workers and the async peers
   sleep    the seed's /sleep demo: 1 worker vs 2 workers, and /sleep/async
   idle     RSS growth per idle keep-alive connection (10,000 held by bench/clients/idle_hold.py)
   openloop latency at a fixed offered rate below saturation (bench/clients/openloop.py)
   report   re-render results.md/csv and the charts of --out DIR from its results.json
+
+Modes: quick (default: 3 s x 3 reps, 2 s warm-up), --full (30 s x 3 reps, 5 s warm-up, the
+seed's), --ci. Before measuring: tools/install-deps.sh bench and the Release build (unless
+--no-build; a failure of either is an error), then the load-average guard (1-min load average
+<= --max-load, waiting up to --load-wait s; --allow-busy overrides and marks results.md).
+Exit status: 0 all ran; 2 setup error (a requested contender cannot run, install/build failed,
+busy machine, gnuplot or wrk missing); 3 a contender or point was lost during the run. With
+--allow-skip, skipped contenders are listed at the top of results.md and the exit status is 0.
+Charts (PNG) are drawn with gnuplot (Debian gnuplot-nox). See bench/README.md.
 """
 import argparse
 import datetime
