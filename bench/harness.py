@@ -66,7 +66,7 @@ class Ctx:
         self.args = args
         self.root = ROOT
         self.python = PYTHON
-        self.bin_dir = os.path.join(ROOT, "build/release/bin")
+        self.bin_dir = os.path.abspath(args.bin_dir) if args.bin_dir else os.path.join(ROOT, "build/release/bin")
         self.peers_build = os.path.join(ROOT, "build/bench-peers")
         self.out = out
         self.log_dir = os.path.join(out, "logs")
@@ -750,6 +750,8 @@ def parse_args(argv):
                    help="override a coroserve flag, e.g. --coroserve-flag=--workers=16")
     p.add_argument("--out", help="results directory (default bench/results/<timestamp>)")
     p.add_argument("--no-build", action="store_true", help="skip install-deps and the build")
+    p.add_argument("--bin-dir", help="where coroserve, mongo-standin and mongo-driver-load are (default "
+                                     "build/release/bin; another preset's with --no-build)")
     p.add_argument("--allow-skip", action="store_true",
                    help="run the contenders that can run when some cannot (default: exit non-zero before "
                         "measuring; any contender or point lost during the run also makes the exit code 3)")
