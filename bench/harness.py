@@ -729,7 +729,8 @@ def parse_args(argv):
     p.add_argument("command", nargs="?", default="matrix",
                    choices=list(STEPS) + ["all", "report"])
     p.add_argument("--full", action="store_true", help="the seed's 30 s runs (default: quick, ~15 min matrix)")
-    p.add_argument("--ci", action="store_true", help="short runs, 200/1000 connections, coroserve + nginx + /json")
+    p.add_argument("--ci", action="store_true",
+                   help="short runs, 200/1000 connections, coroserve + nginx + /json; implies --allow-busy")
     p.add_argument("--contenders", type=_names, help=f"comma list of {','.join(ids)}")
     p.add_argument("--docs", type=_names, default=None, help="small,big")
     p.add_argument("--connections", type=_ints, default=None,
@@ -796,6 +797,11 @@ def parse_args(argv):
     a.connections = a.connections or preset.get("connections", [200, 1000, 5000])
     a.contenders = a.contenders or preset.get("contenders", ids)
     a.docs = a.docs or ["small", "big"]
+    if a.ci:
+        # CI runners are shared VMs and the perf gate compares two checkouts measured back to back
+        # on the same runner: the guard would only make the job flaky. The load is still recorded,
+        # and results.md still says "busy" when it was above --max-load.
+        a.allow_busy = True
     for cid in a.contenders:
         if cid not in ids:
             p.error(f"unknown contender {cid!r} (known: {', '.join(ids)})")

@@ -73,6 +73,11 @@ class ArgsTest(unittest.TestCase):
         self.assertFalse(a.allow_skip or a.allow_busy)
         self.assertEqual(len(a.contenders), len(harness.cont.all_contenders()))
 
+    def test_ci_mode_allows_a_busy_runner(self):
+        a = harness.parse_args(["--ci"])
+        self.assertTrue(a.allow_busy)
+        self.assertEqual(a.contenders, ["coroserve", "nginx", "coroserve-json"])
+
     def test_every_step_is_a_command(self):
         for name in list(harness.STEPS) + ["all", "report"]:
             self.assertEqual(harness.parse_args([name]).command, name)
