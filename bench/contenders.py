@@ -46,7 +46,7 @@ class Contender:
 
     def processes(self, ctx, extra=None):
         """Server processes this contender runs: extra['processes'], else --peer-processes,
-        else one per CPU the server may use (bench/README.md, "Processes per core")."""
+        else one per CPU the server may use (bench/README.md, "Every peer at its documented best")."""
         if not self.multi_process:
             return 1
         return int((extra or {}).get("processes") or ctx.peer_processes)

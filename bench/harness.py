@@ -78,7 +78,7 @@ class Ctx:
         self.db_cpus = layout.get("db", layout["server"])
         self.cores = os.cpu_count() or 1
         # Processes of a multi-process peer (Node cluster, Tornado, gunicorn, uwsgi): --peer-processes,
-        # else one per CPU the server is pinned to (bench/README.md, "Processes per core").
+        # else one per CPU the server is pinned to (bench/README.md, "Every peer at its documented best").
         self.peer_processes = args.peer_processes or (len(self.server_cpus.split(",")) if self.server_cpus
                                                       else self.cores)
         self.nofile = procs.raise_fd_limit()
@@ -746,7 +746,8 @@ def parse_args(argv):
     p.add_argument("--pinning", choices=sorted(LAYOUTS), default="split", help="CPU placement (README)")
     p.add_argument("--peer-processes", type=int,
                    help="processes of each multi-process peer (Node cluster, Tornado, gunicorn, uwsgi); default: "
-                        "one per CPU the server is pinned to (1 in the split layout; README, 'Processes per core')")
+                        "one per CPU the server is pinned to (1 in the split layout; README, 'Every peer at its "
+                        "documented best')")
     p.add_argument("--coroserve-flag", action="append", default=[], metavar="NAME=VALUE",
                    help="override a coroserve flag, e.g. --coroserve-flag=--workers=16")
     p.add_argument("--out", help="results directory (default bench/results/<timestamp>)")

@@ -431,7 +431,8 @@ def _plot(out_dir, name, size, data, script):
         f.write(data)
     head = [f"set terminal {GNUPLOT_TERMINAL} size {size[0]},{size[1]}", f"set output {_q(png)}",
             f"data = {_q(dat)}", "set datafile separator '\\t'", "set datafile missing '?'",
-            "set key noenhanced", "set key autotitle columnhead", "set grid ytics lc rgb '#dddddd'", "set border lc rgb '#555555'"]
+            "set key noenhanced", "set key autotitle columnhead", "set grid ytics lc rgb '#dddddd'",
+            "set border lc rgb '#555555'"]
     with open(gp, "w") as f:
         f.write("\n".join(head + script + ["unset output", ""]))
     r = subprocess.run([gnuplot, gp], capture_output=True, text=True, timeout=60)
@@ -562,8 +563,8 @@ def write_charts(out_dir, results):
 
     if results.get("openloop"):
         ol = results["openloop"]
-        rows = [[f"{r['contender']} {r['offered_rps']}/s"] + [r.get("latency_ms", {}).get(k) for k in ("p50", "p99", "p999")]
-                for r in ol]
+        rows = [[f"{r['contender']} {r['offered_rps']}/s"]
+                + [r.get("latency_ms", {}).get(k) for k in ("p50", "p99", "p999")] for r in ol]
         script = ["set title 'Open-loop latency at a fixed offered rate'",
                   "set ylabel 'latency ms from the scheduled send (log)'", "set logscale y",
                   "set xtics rotate by -35 font ',7'", "set offsets 0.5, 0.5, 0, 0", "set key top left",

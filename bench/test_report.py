@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import shutil
 import tempfile
 import unittest
 
@@ -137,6 +138,7 @@ class ReportTest(unittest.TestCase):
         self.assertTrue(t["coroserve: zero socket errors, timeouts and non-2xx at every point"]["met"])
         self.assertIn("## Issue 4's targets", report.markdown(r))
 
+    @unittest.skipUnless(shutil.which("gnuplot"), "gnuplot not installed (tools/install-deps.sh bench)")
     def test_charts(self):
         """gnuplot draws every chart of a run with every section: real PNG files, not empty."""
         written = report.write_charts(self.dir, full_results())
