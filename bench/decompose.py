@@ -143,11 +143,16 @@ def cmd_decompose(ctx, results):
             row = {"contender": c.id, "processes": c.processes(ctx, extra), "connections": n,
                    "layout": a.pinning}
             try:
-                # (b) first, while no server runs
-                harness.log(f"{harness.stamp_now()} {label}: driver only (find_one loops)")
-                row["driver"] = run_loops(ctx, c, db, n, extra, label)
-                progress.line(f"{label} driver only: {row['driver']['rps_ok']:,.0f} finds/s, "
-                              f"{_us(row['driver']['cpu_us'])} CPU-us/find")
+                # (b) first, while no server runs; a contender without a driver-only loop (a new
+                # one that did not define find_loops yet) gets (a) and (c) and no prediction.
+                if c.find_loops(ctx, db.uri, n, extra):
+                    harness.log(f"{harness.stamp_now()} {label}: driver only (find_one loops)")
+                    row["driver"] = run_loops(ctx, c, db, n, extra, label)
+                    progress.line(f"{label} driver only: {row['driver']['rps_ok']:,.0f} finds/s, "
+                                  f"{_us(row['driver']['cpu_us'])} CPU-us/find")
+                else:
+                    row["driver"] = None
+                    progress.line(f"{label} driver only: no find_loops() for this contender (contenders.py)")
                 if c.json_endpoint:
                     # (a) and (c) each on a freshly started server: both start from the same state
                     with started(ctx, c, db, dict(extra), label) as (proc, port):
@@ -175,7 +180,7 @@ def cmd_decompose(ctx, results):
                                        for p in profs]
                     harness.log(f"   {len(profs)} Node CPU profile(s) of a separate composite run in {prof_dir}")
                 a_rate = row.get("http", {}).get("rps_ok")
-                row["predicted_rps"] = prediction(a_rate, row["driver"]["rps_ok"])
+                row["predicted_rps"] = prediction(a_rate, (row["driver"] or {}).get("rps_ok"))
                 if row["predicted_rps"]:
                     row["composite_vs_predicted"] = row["composite"]["rps_ok"] / row["predicted_rps"]
             except Exception as e:  # noqa: BLE001 - one broken case must not stop the others
