@@ -86,6 +86,20 @@ class ReportTest(unittest.TestCase):
         self.assertIn("| coroserve --workers 1 | 2 | 5 | 1.00 |", md)
         self.assertIn("| nginx | 10,000 | 10,000 | 1.0 | 6.0 | 524 |", md)
 
+    def test_debian13_rows_are_named(self):
+        r = self.results
+        r["runs"].append(dict(r["runs"][0], contender="drogon-json", endpoint="/json"))
+        md = report.markdown(r)
+        self.assertIn("| drogon-json (Debian 13) | 112,796 (0) |", md)
+        self.assertIn("| drogon-json (Debian 13) | small | 200 |", md)
+        self.assertIn("Debian 13 chroot", md)
+        self.assertNotIn("Debian 13 chroot", report.markdown(sample_results()))
+        t = {x["target"]: x for x in report.targets(r)}
+        self.assertIsNone(t["coroserve /json >= 1x drogon /json, small, 200 conns"]["met"])  # no coroserve-json
+        r["runs"].append(dict(r["runs"][0], contender="coroserve-json", endpoint="/json", rps_ok=100000.0))
+        t = {x["target"]: x for x in report.targets(r)}
+        self.assertFalse(t["coroserve /json >= 1x drogon /json, small, 200 conns"]["met"])
+
     def test_targets(self):
         r = self.results
         node = dict(r["runs"][0], contender="node-express", connections=1000, rps_ok=1000.0)
