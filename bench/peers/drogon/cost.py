@@ -1,0 +1,287 @@
+#!/usr/bin/python3
+"""What one request costs drogon and coroserve, in measures that survive a busy machine.
+
+  cost.py instructions  user-space instructions per request under
+                        `valgrind --tool=cachegrind --cache-sim=no`: each server is run twice per
+                        repetition, with W and with W+N requests sent one at a time over one
+                        keep-alive connection; (Ir(W+N) - Ir(W)) / N removes start-up and shutdown.
+                        drogon runs inside the Debian 13 chroot (its valgrind), coroserve on the
+                        host; both with one I/O thread and one DB thread, libmongoc's monitor
+                        asleep (heartbeatFrequencyMS), address randomisation off (setarch -R).
+  cost.py threads       drogon --io-threads 1 against 2 on the one server core of the `split`
+                        layout (server + stand-in on CPU 0, wrk on CPU 1), alternated: server CPU
+                        time and context switches per request under wrk load, from /proc.
+
+Both need build/release/bin/{coroserve,mongo-standin} and build/bench-peers/peer-drogon (bench/run
+builds them; run `bench/run --contenders drogon --docs small --connections 200 --reps 1` once).
+Results: a Markdown table on stdout, raw files under --out.
+"""
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+import procs  # noqa: E402
+
+CHROOT = os.path.join(ROOT, "tools/ci/trixie-chroot.sh")
+PEERS = os.path.join(ROOT, "build/bench-peers")
+BIN = os.path.join(ROOT, "build/release/bin")
+DOCS = {"small": "bench/data/small_doc.json", "big": "bench/data/big_doc.json"}
+# A monitor heartbeat during the run would add a varying number of checks: an hour is longer
+# than any run.
+URI_OPTIONS = "heartbeatFrequencyMS=3600000"
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+class Fail(Exception):
+    pass
+
+
+def standin(doc, out):
+    p = procs.start(f"standin-{doc}", [os.path.join(BIN, "mongo-standin"), "--port", "0", "--bind", "127.0.0.1",
+                                       "--seed", f"articles.articles={os.path.join(ROOT, DOCS[doc])}"],
+                    out, cpus="0")
+    return p, f"mongodb://127.0.0.1:{int(p.first_line(20))}/?{URI_OPTIONS}"
+
+
+def drogon_cmd(uri, flags, out, valgrind_file=None):
+    cmd = [CHROOT, "run", "--bind", PEERS, "--bind", out, "--", "env", f"MONGODB_URI={uri}"]
+    if valgrind_file:
+        cmd += ["setarch", "-R", "valgrind", "--tool=cachegrind", "--cache-sim=no",
+                f"--cachegrind-out-file={valgrind_file}"]
+    return cmd + [os.path.join(PEERS, "peer-drogon"), "--port", "0"] + flags
+
+
+def coroserve_cmd(uri, out, valgrind_file):
+    return ["setarch", "-R", "valgrind", "--tool=cachegrind", "--cache-sim=no",
+            f"--cachegrind-out-file={valgrind_file}", os.path.join(BIN, "coroserve"), "--host", "127.0.0.1",
+            "--port", "0", "--io-threads", "1", "--workers", "1", "--drain-timeout-ms", "0", "--mongodb-uri", uri]
+
+
+def read_response(sock, buf):
+    """One HTTP/1.1 response with a Content-Length body: (status, the bytes after it)."""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise Fail("connection closed before an answer")
+        buf += chunk
+    head, _, buf = buf.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    length = next((int(v) for n, _, v in (x.partition(b":") for x in lines[1:]) if n.strip().lower() == b"content-length"), 0)
+    while len(buf) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise Fail("connection closed inside a body")
+        buf += chunk
+    return int(lines[0].split()[1]), buf[length:]
+
+
+def connect(port, timeout=60.0):
+    """drogon prints its port (beginning advice) just before its listener accepts: retry."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=60)
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def send(port, path, count):
+    with connect(port) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        data, buf = f"GET {path} HTTP/1.1\r\nHost: cost\r\n\r\n".encode(), b""
+        for _ in range(count):
+            s.sendall(data)
+            status, buf = read_response(s, buf)
+            if status != 200:
+                raise Fail(f"GET {path}: status {status}")
+
+
+def total_ir(path):
+    with open(path) as f:
+        for line in f:
+            if line.startswith("summary:"):
+                return int(line.split()[1])
+    raise Fail(f"no summary line in {path}")
+
+
+def run_counted(server, path, count, out, uri, tag):
+    vfile = os.path.join(out, f"cachegrind.{tag}.out")
+    cmd = drogon_cmd(uri, ["--io-threads", "1", "--db-threads", "1"], out, vfile) if server == "drogon" \
+        else coroserve_cmd(uri, out, vfile)
+    p = procs.start(tag, cmd, out, cpus="0")
+    try:
+        port = int(p.first_line(120))
+        send(port, path, count)
+        stop_server(p)
+    finally:
+        procs.stop(p)
+    return total_ir(vfile)
+
+
+WRAPPERS = {"bash", "unshare", "chroot", "env", "sh", "taskset", "setarch"}
+
+
+def server_pid(sid):
+    """The server in a started session: not the chroot wrapper's shell (comm under valgrind is
+    the tool's name)."""
+    for pid in procs.session_pids(sid):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() not in WRAPPERS:
+                    return pid
+        except OSError:
+            pass
+    raise Fail(f"no server process in session {sid}")
+
+
+def stop_server(p, timeout=120):
+    """SIGTERM to the server alone: both servers leave their loops and return from main, and
+    valgrind writes its counts. Signalling the whole session would end the chroot wrapper first,
+    and its unmounting would hide the output directory from valgrind."""
+    pid = server_pid(p.pid)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while os.path.exists(f"/proc/{pid}") and procs._stat(pid) is not None:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        if time.monotonic() > deadline:
+            raise Fail(f"pid {pid} did not stop within {timeout} s; see {p.log_path}")
+        time.sleep(0.1)
+
+
+def cmd_instructions(a):
+    rows = []
+    for doc in a.docs:
+        db, uri = standin(doc, a.out)
+        try:
+            for server in a.servers:
+                for path in a.paths:
+                    if path == "/json" and doc != a.docs[0]:
+                        continue  # /json does not read the document
+                    per = []
+                    for rep in range(a.reps):
+                        tag = f"{server}-{path.strip('/')}-{doc}-r{rep + 1}"
+                        lo = run_counted(server, path, a.warmup, a.out, uri, tag + "-lo")
+                        hi = run_counted(server, path, a.warmup + a.requests, a.out, uri, tag + "-hi")
+                        per.append((hi - lo) / a.requests)
+                        log(f"{tag}: {per[-1]:,.0f} instructions/request")
+                    rows.append({"server": server, "path": path, "doc": "-" if path == "/json" else doc,
+                                 "ir_per_request": statistics.median(per), "reps": per})
+        finally:
+            procs.stop(db)
+    print("| server | route | doc | instructions/request (median) | reps |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['server']} | {r['path']} | {r['doc']} | {r['ir_per_request']:,.0f} | "
+              f"{', '.join(f'{x:,.0f}' for x in r['reps'])} |")
+    return rows
+
+
+def switches(pid):
+    n = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                n += sum(int(line.split()[1]) for line in f if line.startswith(("voluntary_ctxt", "nonvoluntary_ctxt")))
+        except OSError:
+            pass
+    return n
+
+
+def cmd_threads(a):
+    rows = []
+    db, uri = standin("small", a.out)
+    try:
+        for rep in range(a.reps):
+            for io in a.io_threads:
+                p = procs.start(f"drogon-io{io}-r{rep + 1}", drogon_cmd(uri, ["--io-threads", str(io)], a.out),
+                                a.out, cpus="0")
+                try:
+                    port = int(p.first_line(60))
+                    for path in a.paths:
+                        procs.wait_ready(p, port, path)
+                        pid = server_pid(p.pid)
+                        wrk = ["taskset", "-c", "1", "wrk", "-t1", f"-c{a.connections}", f"-d{a.duration}s",
+                               f"http://127.0.0.1:{port}{path}"]
+                        subprocess.run(wrk[:5] + ["-d1s"] + wrk[6:], capture_output=True, timeout=60)  # warm-up
+                        t0 = procs._stat(pid)["cpu_ticks"]
+                        s0 = switches(pid)
+                        r = subprocess.run(wrk, capture_output=True, text=True, timeout=a.duration + 60)
+                        ticks, s1 = procs._stat(pid)["cpu_ticks"] - t0, switches(pid)
+                        reqs = int(next(line.split()[0] for line in r.stdout.splitlines() if "requests in" in line))
+                        row = {"io_threads": io, "path": path, "rep": rep + 1, "requests": reqs,
+                               "cpu_us_per_request": ticks / procs.CLK_TCK * 1e6 / reqs,
+                               "switches_per_request": (s1 - s0) / reqs, "loadavg": os.getloadavg()[0]}
+                        rows.append(row)
+                        log(json.dumps(row))
+                finally:
+                    procs.stop(p)
+    finally:
+        procs.stop(db)
+    print("| io threads | route | CPU µs/request (median) | context switches/request (median) | reps |")
+    print("|---|---|---|---|---|")
+    for io in a.io_threads:
+        for path in a.paths:
+            rs = [r for r in rows if r["io_threads"] == io and r["path"] == path]
+            print(f"| {io} | {path} | {statistics.median(r['cpu_us_per_request'] for r in rs):.2f} | "
+                  f"{statistics.median(r['switches_per_request'] for r in rs):.3f} | {len(rs)} |")
+    return rows
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", choices=["instructions", "threads"])
+    p.add_argument("--servers", default="drogon,coroserve", help="instructions: drogon,coroserve")
+    p.add_argument("--paths", default="/json,/mongo")
+    p.add_argument("--docs", default="small,big", help="instructions: the stand-in's document(s)")
+    p.add_argument("--requests", type=int, default=1000, help="instructions: N")
+    p.add_argument("--warmup", type=int, default=200, help="instructions: W")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--io-threads", default="1,2", help="threads: the values compared")
+    p.add_argument("--connections", type=int, default=200, help="threads: wrk -c")
+    p.add_argument("--duration", type=int, default=3, help="threads: wrk -d, seconds")
+    p.add_argument("--out", default=os.path.join("/tmp", f"drogon-cost-{os.getpid()}"))
+    a = p.parse_args()
+    a.servers, a.paths, a.docs = a.servers.split(","), a.paths.split(","), a.docs.split(",")
+    a.io_threads = [int(x) for x in a.io_threads.split(",")]
+    if not 1 <= a.requests <= 100000 or not 0 <= a.warmup <= 100000 or not 1 <= a.reps <= 20:
+        p.error("--requests 1..100000, --warmup 0..100000, --reps 1..20")
+    for d in a.docs:
+        if d not in DOCS:
+            p.error(f"unknown doc {d!r}")
+    os.makedirs(a.out, exist_ok=True)
+    a.out = os.path.realpath(a.out)
+    for need in [os.path.join(PEERS, "peer-drogon"), os.path.join(BIN, "mongo-standin")] + \
+            ([os.path.join(BIN, "coroserve")] if "coroserve" in a.servers else []):
+        if not os.access(need, os.X_OK):
+            p.error(f"{need} is not built")
+    procs.install_cleanup()
+    rows = {"instructions": cmd_instructions, "threads": cmd_threads}[a.command](a)
+    with open(os.path.join(a.out, f"{a.command}.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    log(f"raw: {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except Fail as e:
+        log(f"cost.py: {e}")
+        sys.exit(1)
