@@ -56,18 +56,23 @@ def standin(doc, out):
     return p, f"mongodb://127.0.0.1:{int(p.first_line(20))}/?{URI_OPTIONS}"
 
 
-def drogon_cmd(uri, flags, out, valgrind_file=None):
+def valgrind(tool, out_file):
+    """cachegrind counts instructions; callgrind also attributes them to functions (profiles)."""
+    extra = ["--cache-sim=no"] if tool == "cachegrind" else []
+    return ["setarch", "-R", "valgrind", f"--tool={tool}"] + extra + [f"--{tool}-out-file={out_file}"]
+
+
+def drogon_cmd(uri, flags, out, tool=None, out_file=None):
     cmd = [CHROOT, "run", "--bind", PEERS, "--bind", out, "--", "env", f"MONGODB_URI={uri}"]
-    if valgrind_file:
-        cmd += ["setarch", "-R", "valgrind", "--tool=cachegrind", "--cache-sim=no",
-                f"--cachegrind-out-file={valgrind_file}"]
+    if tool:
+        cmd += valgrind(tool, out_file)
     return cmd + [os.path.join(PEERS, "peer-drogon"), "--port", "0"] + flags
 
 
-def coroserve_cmd(uri, out, valgrind_file):
-    return ["setarch", "-R", "valgrind", "--tool=cachegrind", "--cache-sim=no",
-            f"--cachegrind-out-file={valgrind_file}", os.path.join(BIN, "coroserve"), "--host", "127.0.0.1",
-            "--port", "0", "--io-threads", "1", "--workers", "1", "--drain-timeout-ms", "0", "--mongodb-uri", uri]
+def coroserve_cmd(uri, tool, out_file):
+    return valgrind(tool, out_file) + [os.path.join(BIN, "coroserve"), "--host", "127.0.0.1", "--port", "0",
+                                       "--io-threads", "1", "--workers", "1", "--drain-timeout-ms", "0",
+                                       "--mongodb-uri", uri]
 
 
 def read_response(sock, buf):
@@ -114,15 +119,15 @@ def send(port, path, count):
 def total_ir(path):
     with open(path) as f:
         for line in f:
-            if line.startswith("summary:"):
+            if line.startswith(("summary:", "totals:")):
                 return int(line.split()[1])
     raise Fail(f"no summary line in {path}")
 
 
-def run_counted(server, path, count, out, uri, tag):
-    vfile = os.path.join(out, f"cachegrind.{tag}.out")
-    cmd = drogon_cmd(uri, ["--io-threads", "1", "--db-threads", "1"], out, vfile) if server == "drogon" \
-        else coroserve_cmd(uri, out, vfile)
+def run_counted(server, path, count, out, uri, tag, tool):
+    vfile = os.path.join(out, f"{tool}.{tag}.out")
+    cmd = drogon_cmd(uri, ["--io-threads", "1", "--db-threads", "1"], out, tool, vfile) if server == "drogon" \
+        else coroserve_cmd(uri, tool, vfile)
     p = procs.start(tag, cmd, out, cpus="0")
     try:
         port = int(p.first_line(120))
@@ -177,8 +182,8 @@ def cmd_instructions(a):
                     per = []
                     for rep in range(a.reps):
                         tag = f"{server}-{path.strip('/')}-{doc}-r{rep + 1}"
-                        lo = run_counted(server, path, a.warmup, a.out, uri, tag + "-lo")
-                        hi = run_counted(server, path, a.warmup + a.requests, a.out, uri, tag + "-hi")
+                        lo = run_counted(server, path, a.warmup, a.out, uri, tag + "-lo", a.tool)
+                        hi = run_counted(server, path, a.warmup + a.requests, a.out, uri, tag + "-hi", a.tool)
                         per.append((hi - lo) / a.requests)
                         log(f"{tag}: {per[-1]:,.0f} instructions/request")
                     rows.append({"server": server, "path": path, "doc": "-" if path == "/json" else doc,
@@ -253,6 +258,8 @@ def main():
     p.add_argument("--requests", type=int, default=1000, help="instructions: N")
     p.add_argument("--warmup", type=int, default=200, help="instructions: W")
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--tool", choices=["cachegrind", "callgrind"], default="cachegrind",
+                   help="instructions: callgrind also leaves per-function profiles (callgrind_annotate)")
     p.add_argument("--io-threads", default="1,2", help="threads: the values compared")
     p.add_argument("--connections", type=int, default=200, help="threads: wrk -c")
     p.add_argument("--duration", type=int, default=3, help="threads: wrk -d, seconds")
