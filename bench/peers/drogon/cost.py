@@ -8,6 +8,9 @@
                         drogon runs inside the Debian 13 chroot (its valgrind), coroserve on the
                         host; both with one I/O thread and one DB thread, libmongoc's monitor
                         asleep (heartbeatFrequencyMS), address randomisation off (setarch -R).
+  cost.py syscalls      system calls per request (strace -c attached to every thread of the
+                        server, natively, after W requests; N requests on one keep-alive
+                        connection): the kernel side that instruction counts do not see.
   cost.py threads       drogon --io-threads 1 against 2 on the one server core of the `split`
                         layout (server + stand-in on CPU 0, wrk on CPU 1), alternated: server CPU
                         time and context switches per request under wrk load, from /proc.
@@ -198,6 +201,64 @@ def cmd_instructions(a):
     return rows
 
 
+def server_cmd(server, uri):
+    if server == "drogon":
+        return drogon_cmd(uri, ["--io-threads", "1", "--db-threads", "1"], "/tmp")
+    return [os.path.join(BIN, "coroserve"), "--host", "127.0.0.1", "--port", "0", "--io-threads", "1",
+            "--workers", "1", "--drain-timeout-ms", "0", "--mongodb-uri", uri]
+
+
+def strace_summary(path):
+    """{syscall: calls} from strace -c's table."""
+    calls = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+                calls[parts[-1]] = int(parts[3])
+    return calls
+
+
+def cmd_syscalls(a):
+    rows = []
+    for doc in a.docs:
+        db, uri = standin(doc, a.out)
+        try:
+            for server in a.servers:
+                for path in a.paths:
+                    if path == "/json" and doc != a.docs[0]:
+                        continue
+                    tag = f"syscalls-{server}-{path.strip('/')}-{doc}"
+                    p = procs.start(tag, server_cmd(server, uri), a.out, cpus="0")
+                    try:
+                        port = int(p.first_line(60))
+                        send(port, path, a.warmup)
+                        out_file = os.path.join(a.out, tag + ".strace")
+                        st = subprocess.Popen(["strace", "-f", "-c", "-q", "-o", out_file, "-p",
+                                               str(server_pid(p.pid))], stderr=subprocess.DEVNULL)
+                        time.sleep(1.0)  # strace attaches to every thread
+                        send(port, path, a.requests)
+                        st.send_signal(signal.SIGINT)
+                        st.wait(60)
+                    finally:
+                        procs.stop(p)
+                    calls = strace_summary(out_file)
+                    total = sum(calls.values()) / a.requests
+                    top = sorted(calls.items(), key=lambda kv: -kv[1])[:6]
+                    rows.append({"server": server, "path": path, "doc": "-" if path == "/json" else doc,
+                                 "syscalls_per_request": total,
+                                 "top": {k: round(v / a.requests, 2) for k, v in top}})
+                    log(json.dumps(rows[-1]))
+        finally:
+            procs.stop(db)
+    print("| server | route | doc | system calls/request | the most frequent, per request |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['server']} | {r['path']} | {r['doc']} | {r['syscalls_per_request']:.2f} | "
+              f"{', '.join(f'{k} {v}' for k, v in r['top'].items())} |")
+    return rows
+
+
 def switches(pid):
     n = 0
     for tid in os.listdir(f"/proc/{pid}/task"):
@@ -251,7 +312,7 @@ def cmd_threads(a):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["instructions", "threads"])
+    p.add_argument("command", choices=["instructions", "syscalls", "threads"])
     p.add_argument("--servers", default="drogon,coroserve", help="instructions: drogon,coroserve")
     p.add_argument("--paths", default="/json,/mongo")
     p.add_argument("--docs", default="small,big", help="instructions: the stand-in's document(s)")
@@ -279,7 +340,7 @@ def main():
         if not os.access(need, os.X_OK):
             p.error(f"{need} is not built")
     procs.install_cleanup()
-    rows = {"instructions": cmd_instructions, "threads": cmd_threads}[a.command](a)
+    rows = {"instructions": cmd_instructions, "syscalls": cmd_syscalls, "threads": cmd_threads}[a.command](a)
     with open(os.path.join(a.out, f"{a.command}.json"), "w") as f:
         json.dump(rows, f, indent=1)
     log(f"raw: {a.out}")
