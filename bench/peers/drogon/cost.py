@@ -127,14 +127,36 @@ def total_ir(path):
     raise Fail(f"no summary line in {path}")
 
 
-def run_counted(server, path, count, out, uri, tag, tool):
+def send_concurrently(port, path, count, connections):
+    """count requests spread over `connections` keep-alive connections, all at once."""
+    if connections == 1:
+        return send(port, path, count)
+    import threading
+    errors = []
+
+    def one(n):
+        try:
+            send(port, path, n)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=one, args=(count // connections + (i < count % connections),))
+               for i in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise Fail(f"{len(errors)} connection(s) failed: {errors[0]}")
+
+
+def run_counted(server, path, count, out, uri, tag, tool, io_threads=1, connections=1):
     vfile = os.path.join(out, f"{tool}.{tag}.out")
-    cmd = drogon_cmd(uri, ["--io-threads", "1", "--db-threads", "1"], out, tool, vfile) if server == "drogon" \
-        else coroserve_cmd(uri, tool, vfile)
+    flags = ["--io-threads", str(io_threads), "--db-threads", "1"]
+    cmd = drogon_cmd(uri, flags, out, tool, vfile) if server == "drogon" else coroserve_cmd(uri, tool, vfile)
     p = procs.start(tag, cmd, out, cpus="0")
     try:
         port = int(p.first_line(120))
-        send(port, path, count)
+        send_concurrently(port, path, count, connections)
         stop_server(p)
     finally:
         procs.stop(p)
@@ -185,8 +207,9 @@ def cmd_instructions(a):
                     per = []
                     for rep in range(a.reps):
                         tag = f"{server}-{path.strip('/')}-{doc}-r{rep + 1}"
-                        lo = run_counted(server, path, a.warmup, a.out, uri, tag + "-lo", a.tool)
-                        hi = run_counted(server, path, a.warmup + a.requests, a.out, uri, tag + "-hi", a.tool)
+                        lo = run_counted(server, path, a.warmup, a.out, uri, tag + "-lo", a.tool, a.io, a.concurrency)
+                        hi = run_counted(server, path, a.warmup + a.requests, a.out, uri, tag + "-hi", a.tool, a.io,
+                                         a.concurrency)
                         per.append((hi - lo) / a.requests)
                         log(f"{tag}: {per[-1]:,.0f} instructions/request")
                     rows.append({"server": server, "path": path, "doc": "-" if path == "/json" else doc,
@@ -321,13 +344,18 @@ def main():
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--tool", choices=["cachegrind", "callgrind"], default="cachegrind",
                    help="instructions: callgrind also leaves per-function profiles (callgrind_annotate)")
-    p.add_argument("--io-threads", default="1,2", help="threads: the values compared")
+    p.add_argument("--io-threads", default="1,2", help="threads: the values compared; instructions: drogon's (one)")
+    p.add_argument("--concurrency", type=int, default=1,
+                   help="instructions: keep-alive connections sending at once (1: one at a time)")
     p.add_argument("--connections", type=int, default=200, help="threads: wrk -c")
     p.add_argument("--duration", type=int, default=3, help="threads: wrk -d, seconds")
     p.add_argument("--out", default=os.path.join("/tmp", f"drogon-cost-{os.getpid()}"))
     a = p.parse_args()
     a.servers, a.paths, a.docs = a.servers.split(","), a.paths.split(","), a.docs.split(",")
     a.io_threads = [int(x) for x in a.io_threads.split(",")]
+    a.io = a.io_threads[0] if a.command == "instructions" and len(a.io_threads) == 1 else 1
+    if not 1 <= a.concurrency <= 1000:
+        p.error("--concurrency 1..1000")
     if not 1 <= a.requests <= 100000 or not 0 <= a.warmup <= 100000 or not 1 <= a.reps <= 20:
         p.error("--requests 1..100000, --warmup 0..100000, --reps 1..20")
     for d in a.docs:
