@@ -11,6 +11,9 @@
   cost.py syscalls      system calls per request (strace -c attached to every thread of the
                         server, natively, after W requests; N requests on one keep-alive
                         connection): the kernel side that instruction counts do not see.
+  cost.py profile       after `instructions --tool callgrind --reps 1`: per function, instructions
+                        per request (the W+N run minus the W run, over N), exclusive and
+                        inclusive, from callgrind_annotate; --top functions per server and route.
   cost.py threads       drogon --io-threads 1 against 2 on the one server core of the `split`
                         layout (server + stand-in on CPU 0, wrk on CPU 1), alternated: server CPU
                         time and context switches per request under wrk load, from /proc.
@@ -22,6 +25,7 @@ Results: a Markdown table on stdout, raw files under --out.
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -282,6 +286,37 @@ def cmd_syscalls(a):
     return rows
 
 
+def annotate(path, inclusive):
+    """{function: Ir} from callgrind_annotate (library paths and source files dropped)."""
+    out = subprocess.run(["callgrind_annotate", f"--inclusive={'yes' if inclusive else 'no'}", "--threshold=100",
+                          "--auto=no", path], capture_output=True, text=True, check=True).stdout
+    funcs = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*)$", line)
+        if not m or "PROGRAM TOTALS" in m.group(2):
+            continue
+        name = re.sub(r" \[[^\]]*\]$", "", m.group(2))
+        name = name[4:] if name.startswith("???:") else name.split(":", 1)[-1]
+        funcs[name] = funcs.get(name, 0) + int(m.group(1).replace(",", ""))
+    return funcs
+
+
+def cmd_profile(a):
+    rows = []
+    for hi_path in sorted(f for f in os.listdir(a.out) if f.startswith("callgrind.") and f.endswith("-r1-hi.out")):
+        tag = hi_path[len("callgrind."):-len("-r1-hi.out")]
+        lo_path = hi_path.replace("-hi.out", "-lo.out")
+        for inclusive in (False, True):
+            hi, lo = annotate(os.path.join(a.out, hi_path), inclusive), annotate(os.path.join(a.out, lo_path), inclusive)
+            per = {k: (v - lo.get(k, 0)) / a.requests for k, v in hi.items()}
+            top = sorted(per.items(), key=lambda kv: -kv[1])[:a.top]
+            rows.append({"run": tag, "inclusive": inclusive, "top": top})
+            print(f"\n{tag}, {'inclusive' if inclusive else 'exclusive'} instructions per request:")
+            for name, v in top:
+                print(f"  {v:10,.0f}  {name[:140]}")
+    return rows
+
+
 def switches(pid):
     n = 0
     for tid in os.listdir(f"/proc/{pid}/task"):
@@ -335,7 +370,8 @@ def cmd_threads(a):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["instructions", "syscalls", "threads"])
+    p.add_argument("command", choices=["instructions", "syscalls", "profile", "threads"])
+    p.add_argument("--top", type=int, default=15, help="profile: functions shown per run")
     p.add_argument("--servers", default="drogon,coroserve", help="instructions: drogon,coroserve")
     p.add_argument("--paths", default="/json,/mongo")
     p.add_argument("--docs", default="small,big", help="instructions: the stand-in's document(s)")
@@ -368,7 +404,8 @@ def main():
         if not os.access(need, os.X_OK):
             p.error(f"{need} is not built")
     procs.install_cleanup()
-    rows = {"instructions": cmd_instructions, "syscalls": cmd_syscalls, "threads": cmd_threads}[a.command](a)
+    rows = {"instructions": cmd_instructions, "syscalls": cmd_syscalls, "profile": cmd_profile,
+            "threads": cmd_threads}[a.command](a)
     with open(os.path.join(a.out, f"{a.command}.json"), "w") as f:
         json.dump(rows, f, indent=1)
     log(f"raw: {a.out}")
