@@ -274,6 +274,8 @@ class Drogon(Contender):
         script = os.path.join(ctx.root, TRIXIE_CHROOT)
         if not os.access(script, os.X_OK):
             raise Skip(f"{TRIXIE_CHROOT} is missing (the Debian 13 chroot)")
+        print(f"   {self.id}: {TRIXIE_CHROOT} ensure (creating the Debian 13 chroot takes minutes the first time)",
+              flush=True)
         r = subprocess.run([script, "ensure"] + DROGON_PACKAGES, capture_output=True, text=True, timeout=3600)
         if r.returncode:
             why = [line for line in r.stderr.splitlines() if line.startswith(("skip:", "trixie-chroot: error"))]
