@@ -80,6 +80,29 @@ class DrogonContenderTest(unittest.TestCase):
         self.assertEqual(len(ticks), len(names))
         self.assertGreater(rss, 0)
 
+    def test_over_the_queue_is_503_at_once(self):
+        # A stand-in that answers after 1 s, one DB loop and room for one find: while the first
+        # find waits, a second request is refused at once.
+        procs.stop(self.standin)
+        self.standin = procs.start("standin-slow", [STANDIN, "--port", "0", "--bind", "127.0.0.1", "--latency-ms",
+                                                    "1000", "--seed", f"articles.articles={ROOT}/bench/data/small_doc.json"],
+                                   self.dir)
+        self.uri = f"mongodb://127.0.0.1:{int(self.standin.first_line(20))}"
+        c = contenders.by_id()["drogon"]
+        self.server, port = c.start(self.ctx, "small", self.uri, {"--db-threads": "1", "--queue": "1"})
+        procs.wait_ready(self.server, port, "/mongo", timeout=30)
+        import threading
+        first = {}
+        t = threading.Thread(target=lambda: first.update(answer=procs.http_get(port, "/mongo", timeout=10)))
+        t.start()
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        status, body = procs.http_get(port, "/mongo", timeout=10)
+        self.assertEqual((status, json.loads(body)), (503, {"error": "too many queued finds"}))
+        self.assertLess(time.monotonic() - t0, 0.5)
+        t.join()
+        self.assertEqual(first["answer"][0], 200)
+
     def test_database_down_is_503_within_the_deadline(self):
         port = self.start("drogon")
         procs.stop(self.standin)

@@ -139,6 +139,18 @@ class database {
     bson_t* opts_ = nullptr;
 };
 
+// Counts a find from the handler's start to its end, whichever way the handler leaves.
+struct in_flight_slot {
+    explicit in_flight_slot(std::atomic<std::size_t>& n)
+        : n_(n), count(n.fetch_add(1, std::memory_order_relaxed) + 1) {}
+    in_flight_slot(const in_flight_slot&) = delete;
+    in_flight_slot& operator=(const in_flight_slot&) = delete;
+    ~in_flight_slot() { n_.fetch_sub(1, std::memory_order_relaxed); }
+
+    std::atomic<std::size_t>& n_;
+    const std::size_t count;  // this one included
+};
+
 drogon::HttpResponsePtr json_response(drogon::HttpStatusCode status, std::string body) {
     auto resp = drogon::HttpResponse::newHttpResponse();
     resp->setStatusCode(status);
@@ -188,15 +200,14 @@ int main(int argc, char** argv) {
         "/mongo",
         [&db, &db_loops, &in_flight,
          queue = opt.queue](drogon::HttpRequestPtr) -> drogon::Task<drogon::HttpResponsePtr> {
-            if (in_flight.fetch_add(1, std::memory_order_relaxed) >= queue) {
-                in_flight.fetch_sub(1, std::memory_order_relaxed);
+            in_flight_slot slot{in_flight};
+            if (slot.count > queue)
                 co_return json_response(drogon::k503ServiceUnavailable,
                                         R"({"error":"too many queued finds"})");
-            }
             // The task fills these; the coroutine frame outlives it because drogon never
             // destroys a handler coroutine while it is suspended.
             std::optional<std::string> doc;
-            std::string failure;
+            std::optional<std::string> failure;
             co_await drogon::queueInLoopCoro(
                 db_loops.getNextLoop(),
                 [&] {
@@ -207,9 +218,8 @@ int main(int argc, char** argv) {
                     }
                 },
                 trantor::EventLoop::getEventLoopOfCurrentThread());
-            in_flight.fetch_sub(1, std::memory_order_relaxed);
-            if (!failure.empty()) {
-                LOG_ERROR << "find failed: " << failure;
+            if (failure) {
+                LOG_ERROR << "find failed: " << *failure;
                 co_return json_response(drogon::k503ServiceUnavailable,
                                         R"({"error":"database unavailable"})");
             }
