@@ -345,8 +345,68 @@ class GoNetHttp(Contender):
         return [([self.loop_binary(ctx)] + self._loop_args(ctx, mongo_uri, concurrency, 1), None)]
 
 
+TRIXIE_CHROOT = "tools/ci/trixie-chroot.sh"
+# Debian 13 packages the drogon peer needs: drogon 1.9 + trantor, its jsoncpp headers (not
+# pulled in by libdrogon-dev), libmongoc 1.30, g++ 14; valgrind for bench/peers/drogon/cost.sh.
+DROGON_PACKAGES = ["g++", "libdrogon-dev", "libjsoncpp-dev", "libmongoc-dev", "valgrind"]
+# One I/O loop (decided by instruction counts, bench/README.md "drogon"), and as many DB loops
+# and queued finds as coroserve's --workers and --queue.
+DROGON_FLAGS = {"--io-threads": "1", "--db-threads": COROSERVE_BEST["--workers"],
+                "--queue": COROSERVE_BEST["--queue"]}
+
+
+class Drogon(Contender):
+    """drogon 1.9 (Debian 13's libdrogon-dev) built and run inside the trixie chroot of
+    tools/ci/trixie-chroot.sh: same kernel, cores, CPU placement and stand-in (the chroot shares
+    the network namespace); only the userland is Debian 13."""
+    dir = "bench/peers/drogon"
+
+    def __init__(self, cid="drogon", endpoint="/mongo"):
+        self.id, self.endpoint = cid, endpoint
+        self.label = "drogon 1.9 (Debian 13 userland)"
+        if endpoint == "/json":
+            self.label, self.needs_db = "drogon /json (constant JSON, no DB query; Debian 13 userland)", False
+
+    def binary(self, ctx):
+        return os.path.join(ctx.peers_build, "peer-drogon")
+
+    def prepare(self, ctx):
+        script = os.path.join(ctx.root, TRIXIE_CHROOT)
+        if not os.access(script, os.X_OK):
+            raise Skip(f"{TRIXIE_CHROOT} is missing (the Debian 13 chroot)")
+        print(f"   {self.id}: {TRIXIE_CHROOT} ensure (creating the Debian 13 chroot takes minutes the first time)",
+              flush=True)
+        r = subprocess.run([script, "ensure"] + DROGON_PACKAGES, capture_output=True, text=True, timeout=3600)
+        if r.returncode:
+            why = [line for line in r.stderr.splitlines() if line.startswith(("skip:", "trixie-chroot: error"))]
+            raise Skip(f"Debian 13 chroot unavailable: {(why or r.stderr.strip().splitlines() or ['?'])[-1]}")
+        sources = [os.path.join(ctx.root, self.dir, f) for f in ("main.cpp", "build.sh")]
+        binary = self.binary(ctx)
+        if os.path.exists(binary) and os.path.getmtime(binary) >= max(map(os.path.getmtime, sources)):
+            return
+        os.makedirs(ctx.peers_build, exist_ok=True)
+        r = subprocess.run([script, "run", "--bind", ctx.root, "--",
+                            sources[1], binary], capture_output=True, text=True, timeout=900)
+        if r.returncode:
+            raise Skip(f"drogon peer build failed in the Debian 13 chroot: {r.stderr.strip()[-300:]}")
+
+    def start(self, ctx, doc, mongo_uri, extra=None):
+        # The chroot's `run` passes no environment through: env sets the peer's. taskset
+        # (procs.start) pins the wrapper, and the affinity is inherited by the server inside;
+        # the server stays in the wrapper's session, so the process-tree sampler sees it.
+        env = self._env(ctx, mongo_uri or "mongodb://127.0.0.1:9", 1)
+        flags = dict(DROGON_FLAGS, **(extra or {}))
+        cmd = [os.path.join(ctx.root, TRIXIE_CHROOT), "run", "--bind", ctx.peers_build, "--", "env"]
+        cmd += [f"{k}={v}" for k, v in env.items()]
+        cmd += [self.binary(ctx), "--port", "0"]
+        for k, v in flags.items():
+            cmd += [k, str(v)]
+        p = procs.start(ctx.name(self.id, doc), cmd, ctx.log_dir, cpus=ctx.server_cpus)
+        return p, int(p.first_line(60))
+
+
 def all_contenders():
-    """In report order: ours, the ceiling, then the seed's contenders, then Go."""
+    """In report order: ours, the ceiling, then the seed's contenders, then Go and drogon."""
     return [
         Coroserve("coroserve", "/mongo"),
         Coroserve("coroserve-json", "/json"),
@@ -358,6 +418,8 @@ def all_contenders():
         TornadoMotor(),
         NodeExpress(),
         GoNetHttp(),
+        Drogon("drogon", "/mongo"),
+        Drogon("drogon-json", "/json"),
     ]
 
 

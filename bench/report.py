@@ -35,6 +35,18 @@ SEED_COLUMNS = ["Play", "Node", "Tornado", "gunicorn+gevent", "uwsgi+gevent", "u
 PLAY_NOTE = ("Play 2.2 + ReactiveMongo is not run: neither Debian nor npm has it (it needs sbt, Scala 2.10 "
              "and Play's own repositories), so the seed's Play figures are printed as a reference only.")
 
+# Contenders whose userland is not the host's Debian 12: named so in every table.
+USERLAND = {"drogon": "Debian 13", "drogon-json": "Debian 13"}
+USERLAND_NOTE = ("drogon rows (Debian 13): drogon 1.9 is packaged in Debian 13 only, so bench/run builds and "
+                 "runs it in a Debian 13 chroot (tools/ci/trixie-chroot.sh): same kernel, cores, CPU placement "
+                 "and stand-in (shared network namespace); only the userland (glibc, g++ 14, libmongoc 1.30) "
+                 "differs.")
+
+
+def _name(cid):
+    return f"{cid} ({USERLAND[cid]})" if cid in USERLAND else cid
+
+
 CSV_FIELDS = ["contender", "endpoint", "doc", "connections", "rps_ok", "rps", "p50_ms", "p90_ms", "p99_ms",
               "max_ms", "err_connect", "err_read", "err_write", "err_timeout", "non2xx", "rss_peak_kb", "cpu_s",
               "server_cpu_us_per_req", "db_cpu_us_per_req", "ctx_switches_per_req"]
@@ -181,7 +193,7 @@ def markdown(results):
                 for c in conns:
                     r = idx.get((cid, doc, c))
                     cells.append("-" if r is None else _cell(r))
-                out.append(f"| {cid} | " + " | ".join(cells) + " |")
+                out.append(f"| {_name(cid)} | " + " | ".join(cells) + " |")
             for col in SEED_COLUMNS:
                 cells = []
                 for c in conns:
@@ -201,7 +213,7 @@ def markdown(results):
         for r in runs:
             lat, e = r["latency_ms"], r["errors"]
             rss = r.get("rss_peak_kb")
-            out.append(f"| {r['contender']} | {r['doc']} | {r['connections']} | {_fmt_num(lat['p50'], 2)} | "
+            out.append(f"| {_name(r['contender'])} | {r['doc']} | {r['connections']} | {_fmt_num(lat['p50'], 2)} | "
                        f"{_fmt_num(lat['p90'], 2)} | {_fmt_num(lat['p99'], 2)} | {_fmt_num(lat['max'], 2)} | "
                        f"{_fmt_num(e['connect'])}/{_fmt_num(e['read'])}/{_fmt_num(e['write'])}/"
                        f"{_fmt_num(e['timeout'])} | {_fmt_num(r['non2xx'])} | "
@@ -210,6 +222,8 @@ def markdown(results):
         out.append("")
         out.append(PLAY_NOTE)
         out.append("")
+        if any(cid in USERLAND for cid in cids):
+            out += [USERLAND_NOTE, ""]
         out += _cost_md(results)
     out += _decompose_md(results)
     if results.get("sweep"):
@@ -240,7 +254,7 @@ def markdown(results):
         out.append("| contender | open at sample | alive at end | RSS before MiB | RSS after MiB | bytes/connection |")
         out.append("|---|---|---|---|---|---|")
         for r in results["idle"]:
-            out.append(f"| {r['contender']} | {_fmt_num(r['connections_open_at_sample'])} | "
+            out.append(f"| {_name(r['contender'])} | {_fmt_num(r['connections_open_at_sample'])} | "
                        f"{_fmt_num(r['connections_alive_at_end'])} | {r['rss_before_kb'] / 1024:.1f} | "
                        f"{r['rss_after_kb'] / 1024:.1f} | {_fmt_num(r['bytes_per_connection'])} |")
         out.append("")
@@ -252,7 +266,7 @@ def markdown(results):
         out.append("|---|---|---|---|---|---|---|---|---|---|")
         for r in results["openloop"]:
             lat = r.get("latency_ms", {})
-            out.append(f"| {r['contender']} | {r['offered_rps']} | {_fmt_num(r.get('achieved_rps'))} | "
+            out.append(f"| {_name(r['contender'])} | {r['offered_rps']} | {_fmt_num(r.get('achieved_rps'))} | "
                        f"{_fmt_num(lat.get('p50'), 2)} | {_fmt_num(lat.get('p90'), 2)} | {_fmt_num(lat.get('p99'), 2)} | "
                        f"{_fmt_num(lat.get('p999'), 2)} | {_fmt_num(lat.get('max'), 2)} | {r.get('errors')} | "
                        f"{r.get('non2xx')} |")
@@ -342,6 +356,10 @@ def targets(results):
     ratio("coroserve", "nginx", "small", 200, 0.5, "coroserve /mongo >= 50% of nginx, small, 200 conns")
     ratio("coroserve-json", "nginx", "small", 200, 0.9, "coroserve /json >= 90% of nginx, small, 200 conns")
     runs = results.get("runs", [])
+    # Issue 17: against drogon, at every point where drogon ran.
+    for a, b, at_least, path in (("coroserve-json", "drogon-json", 1.0, "/json"), ("coroserve", "drogon", 1.2, "/mongo")):
+        for doc, n in [(r["doc"], r["connections"]) for r in runs if r["contender"] == b]:
+            ratio(a, b, doc, n, at_least, f"coroserve {path} >= {at_least:g}x drogon {path}, {doc}, {n} conns")
     ours = [r for r in runs if r["contender"] == "coroserve"]
     if ours:
         behind = []

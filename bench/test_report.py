@@ -124,6 +124,19 @@ class ReportTest(unittest.TestCase):
         r["meta"]["busy"] = False
         self.assertEqual(report.markdown(r).splitlines()[2],
                          "Nothing skipped: every requested contender ran at every point.")
+    def test_debian13_rows_are_named(self):
+        r = self.results
+        r["runs"].append(dict(r["runs"][0], contender="drogon-json", endpoint="/json"))
+        md = report.markdown(r)
+        self.assertIn("| drogon-json (Debian 13) | 112,796 (0) |", md)
+        self.assertIn("| drogon-json (Debian 13) | small | 200 |", md)
+        self.assertIn("Debian 13 chroot", md)
+        self.assertNotIn("Debian 13 chroot", report.markdown(sample_results()))
+        t = {x["target"]: x for x in report.targets(r)}
+        self.assertIsNone(t["coroserve /json >= 1x drogon /json, small, 200 conns"]["met"])  # no coroserve-json
+        r["runs"].append(dict(r["runs"][0], contender="coroserve-json", endpoint="/json", rps_ok=100000.0))
+        t = {x["target"]: x for x in report.targets(r)}
+        self.assertFalse(t["coroserve /json >= 1x drogon /json, small, 200 conns"]["met"])
 
     def test_targets(self):
         r = self.results

@@ -27,7 +27,8 @@ test=(python3-pymongo python3-motor nodejs npm golang-go golang-mongodb-mongo-dr
       clang-14 libclang-rt-14-dev)
 bench=(wrk nginx-light python3-flask python3-gevent python3-tornado python3-motor
        python3-pymongo python3-matplotlib gunicorn uwsgi uwsgi-plugin-python3 uwsgi-plugin-gevent-python3
-       nodejs npm golang-go golang-mongodb-mongo-driver-dev procps util-linux)
+       nodejs npm golang-go golang-mongodb-mongo-driver-dev procps util-linux
+       mmdebstrap valgrind strace)  # the drogon peer's Debian 13 chroot; its cost.py
 # The formatter the code is formatted with (Debian 12's default), pinned so CI agrees with it.
 format=(clang-format-14)
 # Compiler cache for the GitHub Actions jobs (tools/ci/ccache-setup.sh).
