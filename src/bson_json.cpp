@@ -1,9 +1,9 @@
-// BSON to compact relaxed extended JSON, written straight from the BSON bytes into the
-// caller's buffer. The rules (number formats, escapes, dates, regex options, the depth cap)
-// were read off libbson 1.23's output; tests/unit/bson_json_test.cpp checks them against it.
+// BSON to compact relaxed Extended JSON, written straight from the BSON bytes. The rules
+// follow the Extended JSON specification and its BSON corpus (mongodb/specifications,
+// source/extended-json and source/bson-corpus); docs/extended-json.md lists our choices and
+// where they differ from libbson. tests/unit/bson_json_test.cpp checks both.
 #include "bson_json.hpp"
 
-#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdint>
@@ -16,12 +16,6 @@
 
 namespace coroserve {
 namespace {
-
-// libbson prints a document or array nested deeper than this as "{ ... }" (not JSON).
-constexpr int max_depth = 200;
-// libbson restarts its depth count inside a code-with-scope scope; this bounds our
-// recursion (and stack) whatever the input.
-constexpr int max_recursion = 1000;
 
 [[noreturn]] void corrupt(const char* what) {
     throw bson_json_error(std::string("corrupt BSON: ") + what);
@@ -98,117 +92,208 @@ bool valid_utf8(const std::uint8_t* s, std::size_t n) {
     return true;
 }
 
-__extension__ typedef unsigned __int128 uint128;  // GCC and Clang; -Wpedantic is fine with this
-
-// printf("%.20g", v) for 1 <= |v| < 1e15 (coordinates, prices, ...), about five times faster
-// than std::to_chars: |v| = m * 2^-s exactly, so the 20 significant digits are
-// m * 10^k / 2^s rounded half to even, as glibc rounds, with k = 20 - (integer digits); the
-// product stays under 2^117. Returns the end of the text, or nullptr to leave v to the
-// general path (other magnitudes, and the rare rounding up to a 21st digit).
-char* format_g20_fast(double v, char* out) {
-    std::uint64_t bits;
-    std::memcpy(&bits, &v, sizeof bits);
-    const int biased = static_cast<int>((bits >> 52) & 0x7ff);
-    const int s = 1075 - biased;  // |v| = m * 2^-s
-    if (biased < 1023 || v >= 1e15 || v <= -1e15 || s <= 0) return nullptr;
-    const std::uint64_t m = (bits & ((std::uint64_t{1} << 52) - 1)) | (std::uint64_t{1} << 52);
-    const std::uint64_t int_part = m >> s;
-    static constexpr auto pow10 = [] {
-        std::array<std::uint64_t, 20> p{};
-        p[0] = 1;
-        for (std::size_t i = 1; i < p.size(); ++i) p[i] = p[i - 1] * 10;
-        return p;
-    }();
-    int int_digits = 1;
-    while (int_digits < 16 && int_part >= pow10[static_cast<std::size_t>(int_digits)]) ++int_digits;
-    const std::uint64_t scale = pow10[static_cast<std::size_t>(20 - int_digits)];
-    const uint128 n = uint128{m} * scale;
-    uint128 q = n >> s;
-    const uint128 rest = n & ((uint128{1} << s) - 1);
-    const uint128 half = uint128{1} << (s - 1);
-    if (rest > half || (rest == half && (q & 1) != 0)) ++q;
-    constexpr std::uint64_t e10 = 10000000000;
-    const uint128 e20 = uint128{e10} * e10;
-    if (q >= e20) return nullptr;
-    // The 20 digits, in two halves that fit in 64 bits.
+// Shortest decimal that reads back as v (std::to_chars), laid out as Python's repr() lays
+// it out: positional for 1e-4 <= |v| < 1e16, with ".0" when that reads as an integer (relaxed
+// Extended JSON wants a non-integer for every double), else d.dddE+x as the BSON corpus
+// writes it ("1.2345678921232E+18"). Returns the end of the text; out needs 32 bytes.
+char* format_double(double v, char* out) {
+    char sci[32];
+    const auto r = std::to_chars(sci, sci + sizeof sci, v, std::chars_format::scientific);
+    // sci is [-]d[.ddd]e(+|-)xx
+    const char* p = sci;
+    char* o = out;
+    if (*p == '-') *o++ = *p++;
     char digits[20];
-    // q < 10^20 < 2^67 and 10^10 = 2^10 * 9765625: a 64-bit division does it.
-    std::uint64_t hi = static_cast<std::uint64_t>(q >> 10) / (e10 >> 10);
-    std::uint64_t lo = static_cast<std::uint64_t>(q) - hi * e10;
-    for (int i = 19; i >= 10; --i, lo /= 10) digits[i] = static_cast<char>('0' + lo % 10);
-    for (int i = 9; i >= 0; --i, hi /= 10) digits[i] = static_cast<char>('0' + hi % 10);
-    int last = 19;  // %g drops trailing zeros of the fraction, and the point with them
-    while (last >= int_digits && digits[last] == '0') --last;
+    std::size_t n = 0;
+    for (; *p != 'e'; ++p) {
+        if (*p != '.') digits[n++] = *p;
+    }
+    int exp = 0;
+    std::from_chars(p + (p[1] == '+' ? 2 : 1), r.ptr, exp);
+    if (exp < -4 || exp >= 16) {
+        *o++ = digits[0];
+        if (n > 1) {
+            *o++ = '.';
+            std::memcpy(o, digits + 1, n - 1);
+            o += n - 1;
+        }
+        *o++ = 'E';
+        *o++ = exp < 0 ? '-' : '+';
+        return std::to_chars(o, out + 32, exp < 0 ? -exp : exp).ptr;
+    }
+    if (exp < 0) {  // 0.000ddd
+        *o++ = '0';
+        *o++ = '.';
+        for (int i = -1; i > exp; --i) *o++ = '0';
+        std::memcpy(o, digits, n);
+        return o + n;
+    }
+    const auto int_digits = static_cast<std::size_t>(exp) + 1;
+    if (n <= int_digits) {  // integral: digits, zeros, ".0"
+        std::memcpy(o, digits, n);
+        o += n;
+        for (std::size_t i = n; i < int_digits; ++i) *o++ = '0';
+        *o++ = '.';
+        *o++ = '0';
+        return o;
+    }
+    std::memcpy(o, digits, int_digits);
+    o += int_digits;
+    *o++ = '.';
+    std::memcpy(o, digits + int_digits, n - int_digits);
+    return o + (n - int_digits);
+}
+
+// The same text as format_double() for 1e-4 <= |v| < 1e15 with at most 17 significant
+// digits, found without std::to_chars (about five times its cost): the fewest decimals k such
+// that m / 10^k, with m = v * 10^k rounded, is v again. m and 10^k are exact doubles, so the
+// division is correctly rounded, as reading the text back is. Returns nullptr to leave v to
+// format_double(). tests/unit/bson_json_test.cpp compares the two on many values.
+char* format_double_fast(double v, char* out) {
+    static constexpr double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    const double a = v < 0 ? -v : v;
+    if (!(a >= 1e-4 && a < 1e15)) return nullptr;
+    int k = 0;
+    double m = 0;
+    for (;; ++k) {
+        if (k > 22) return nullptr;
+        m = __builtin_nearbyint(a * pow10[k]);
+        if (m >= 9007199254740992.0) return nullptr;  // 2^53: m no longer exact
+        if (m / pow10[k] == a) break;
+    }
+    char digits[20];
+    char* const d_end =
+        std::to_chars(digits, digits + sizeof digits, static_cast<std::uint64_t>(m)).ptr;
+    const auto n = static_cast<std::size_t>(d_end - digits);
     char* o = out;
     if (v < 0) *o++ = '-';
-    std::memcpy(o, digits, static_cast<std::size_t>(int_digits));
-    o += int_digits;
-    if (last >= int_digits) {
-        *o++ = '.';
-        const auto frac = static_cast<std::size_t>(last + 1 - int_digits);
-        std::memcpy(o, digits + int_digits, frac);
-        o += frac;
+    const auto frac = static_cast<std::size_t>(k);
+    if (frac == 0) {
+        std::memcpy(o, digits, n);
+        std::memcpy(o + n, ".0", 2);
+        return o + n + 2;
     }
-    return o;
+    if (n <= frac) {  // 0.00ddd
+        *o++ = '0';
+        *o++ = '.';
+        for (std::size_t i = n; i < frac; ++i) *o++ = '0';
+        std::memcpy(o, digits, n);
+        return o + n;
+    }
+    std::memcpy(o, digits, n - frac);
+    o += n - frac;
+    *o++ = '.';
+    std::memcpy(o, digits + (n - frac), frac);
+    return o + frac;
+}
+
+// Index (0..16) of the first byte of s[0..16) that does not copy into a JSON string as is:
+// a quote, a backslash, a control character or a non-ASCII byte; 16 if there is none.
+// SSE2 (baseline on x86-64): a signed compare with 0x20 catches control characters and
+// non-ASCII at once. Elsewhere, eight bytes at a time (SWAR): a byte b < 0x80 sets its high
+// bit in b - 0x20 only if b < 0x20, and in (b ^ c) - 1 only if b == c; a borrow can only flag
+// bytes after a flagged one, so the lowest flag is exact (little-endian loads).
+std::size_t first_special(const std::uint8_t* s) {
+#if defined(__SSE2__) && !defined(COROSERVE_BSON_JSON_NO_SIMD)
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s));
+    const __m128i flagged = _mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8(0x20)),
+                                         _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
+                                                      _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))));
+    const auto mask = static_cast<unsigned>(_mm_movemask_epi8(flagged));
+    return static_cast<std::size_t>(__builtin_ctz(mask | 0x10000u));
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    constexpr std::uint64_t ones = 0x0101010101010101, highs = 0x8080808080808080;
+    for (std::size_t half = 0; half < 16; half += 8) {
+        std::uint64_t w;
+        std::memcpy(&w, s + half, sizeof w);
+        const std::uint64_t flagged =
+            ((w - 0x20 * ones) | ((w ^ ('"' * ones)) - ones) | ((w ^ ('\\' * ones)) - ones) | w) &
+            highs;
+        if (flagged != 0) return half + static_cast<std::size_t>(__builtin_ctzll(flagged)) / 8;
+    }
+    return 16;
+#else
+    std::size_t k = 0;
+    while (k < 16 && byte_class[s[k]] == 0) ++k;
+    return k;
+#endif
 }
 
 class writer {
   public:
-    // Writes through a raw pointer into `out` grown ahead (std::string::push_back reloads
-    // size and capacity at every call); finish() trims it to what was written.
-    // `expected` is a first guess at the output size, not a bound.
-    writer(std::string& out, std::size_t expected) : out_(out) {
-        const std::size_t used = out_.size();
-        std::size_t want = used + expected + expected / 2 + 64;
-        // Compact JSON is rarely longer than its BSON: spare capacity of that size (a
-        // caller's reserve() or a reused buffer) is used rather than reallocated.
-        if (out_.capacity() - used >= expected) want = std::min(want, out_.capacity());
-        out_.resize(want);
-        p_ = out_.data() + used;
-        end_ = out_.data() + out_.size();
-    }
-    void finish() { out_.resize(static_cast<std::size_t>(p_ - out_.data())); }
+    // Writes into a stack buffer and appends it to `out` a chunk at a time: std::string has no
+    // way (before C++23's resize_and_overwrite) to grow without zero-filling what we are about
+    // to overwrite, and that memset cost more than these copies. `in_end` is the end of the
+    // readable input: 16-byte loads never pass it.
+    writer(std::string& out, const std::uint8_t* in_end) : out_(out), in_end_(in_end) {}
+    void finish() { flush(); }
 
-    void document(const std::uint8_t* doc, std::uint32_t len, bool is_array, int depth,
-                  int recursion);
-
-    // libbson prints a top-level document, and a code-with-scope scope (printed as one),
-    // as "{ }" when its first type byte is NUL (bson_empty()), whatever follows.
-    void scope_document(const std::uint8_t* doc, std::uint32_t len, int recursion) {
-        if (doc[4] == 0) return put("{}");
-        document(doc, len, false, 0, recursion);
-    }
+    void document(const std::uint8_t* doc, std::uint32_t len, bool is_array, int depth);
 
   private:
-    // Room for n more bytes; returns where they go and moves past them.
-    char* grab(std::size_t n) {
-        if (static_cast<std::size_t>(end_ - p_) < n) grow(n);
-        char* at = p_;
+    static constexpr std::size_t buffer_size = 1536;  // under glibc's rep-movsb threshold
+
+    void flush() {
+        out_.append(buf_, static_cast<std::size_t>(p_ - buf_));
+        p_ = buf_;
+    }
+    // Room for n more bytes (n <= buffer_size).
+    void ensure(std::size_t n) {
+        if (static_cast<std::size_t>(buf_ + buffer_size - p_) < n) flush();
+    }
+    void append(const void* s, std::size_t n) {
+        ensure(n);
+        std::memcpy(p_, s, n);
         p_ += n;
-        return at;
     }
-    void grow(std::size_t n) {
-        const std::size_t used = static_cast<std::size_t>(p_ - out_.data());
-        out_.resize(std::max(used + n, out_.size() * 2));
-        p_ = out_.data() + used;
-        end_ = out_.data() + out_.size();
+    void put(char c) {
+        ensure(1);
+        *p_++ = c;
     }
-    void append(const void* s, std::size_t n) { std::memcpy(grab(n), s, n); }
-    void put(char c) { *grab(1) = c; }
     void put(std::string_view s) { append(s.data(), s.size()); }
-    // Escapes [s, end) into the output, or up to the first NUL with `to_nul` (keys), and
-    // returns where it stopped.
-    const std::uint8_t* escaped(const std::uint8_t* s, const std::uint8_t* end, bool to_nul);
+    // Escapes [s, e) into the output, or up to the first NUL with `key`, and returns where it
+    // stopped.
+    const std::uint8_t* escaped(const std::uint8_t* s, const std::uint8_t* e, bool key);
     void quoted(const std::uint8_t* s, std::size_t n) {
-        put('"');
+        ensure(16 + 2);
+        *p_ = '"';
+        // Most strings are short and need no escape: one block, no call.
+        if (n < 16 && in_end_ - s >= 16) {
+            std::memcpy(p_ + 1, s, 16);
+            if (first_special(s) >= n) {
+                p_[1 + n] = '"';
+                p_ += n + 2;
+                return;
+            }
+        }
+        ++p_;
         escaped(s, s + n, false);
         put('"');
     }
+    // `"key":` for the key at p (NUL-terminated before end); returns the byte after the NUL.
+    const std::uint8_t* key(const std::uint8_t* p, const std::uint8_t* end) {
+        ensure(16 + 3);
+        *p_ = '"';
+        if (in_end_ - p >= 16) {
+            std::memcpy(p_ + 1, p, 16);
+            const std::size_t k = first_special(p);
+            if (k < 16 && p[k] == 0 && static_cast<std::ptrdiff_t>(k) < end - p) {
+                std::memcpy(p_ + 1 + k, R"(":)", 2);
+                p_ += k + 3;
+                return p + k + 1;
+            }
+        }
+        ++p_;
+        p = escaped(p, end, true) + 1;
+        put(R"(":)");
+        return p;
+    }
     template <class Int>
     void integer(Int v) {
-        char buf[24];
-        auto r = std::to_chars(buf, buf + sizeof buf, v);
-        append(buf, static_cast<std::size_t>(r.ptr - buf));
+        ensure(24);
+        p_ = std::to_chars(p_, p_ + 24, v).ptr;
     }
     void number_double(double v);
     void oid(const std::uint8_t* p);
@@ -217,97 +302,102 @@ class writer {
     void regex_options(const std::uint8_t* s, std::size_t n);
 
     std::string& out_;
-    char* p_;
-    char* end_;
+    const std::uint8_t* const in_end_;
+    char buf_[buffer_size];
+    char* p_ = buf_;
 };
 
-// First byte at or after s that is not printable ASCII to copy as is (quote, backslash,
-// control character or non-ASCII), or end. Sixteen bytes at a time with SSE2 (a signed
-// compare with 0x20 catches control characters and non-ASCII at once), then eight at a time
-// (SWAR: a byte b < 0x80 sets its high bit in b - 0x20 only if b < 0x20, and in (b ^ c) - 1
-// only if b == c; borrows only flag bytes after a flagged one), then byte by byte.
-const std::uint8_t* skip_plain(const std::uint8_t* s, const std::uint8_t* end) {
-#if defined(__SSE2__)
-    const __m128i space = _mm_set1_epi8(0x20), quote = _mm_set1_epi8('"'),
-                  backslash = _mm_set1_epi8('\\');
-    while (end - s >= 16) {
-        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s));
-        const __m128i flagged =
-            _mm_or_si128(_mm_cmplt_epi8(x, space),
-                         _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)));
-        const int mask = _mm_movemask_epi8(flagged);
-        if (mask != 0) return s + __builtin_ctz(static_cast<unsigned>(mask));
-        s += 16;
-    }
-#endif
-    constexpr std::uint64_t ones = 0x0101010101010101, highs = 0x8080808080808080;
-    while (end - s >= 8) {
-        std::uint64_t w;
-        std::memcpy(&w, s, sizeof w);
-        const std::uint64_t flagged =
-            ((w - 0x20 * ones) | ((w ^ ('"' * ones)) - ones) | ((w ^ ('\\' * ones)) - ones) | w) &
-            highs;
-        if (flagged != 0) break;
-        s += 8;
-    }
-    while (s < end && byte_class[*s] == 0) ++s;
-    return s;
-}
-
-const std::uint8_t* writer::escaped(const std::uint8_t* s, const std::uint8_t* const end,
-                                    bool to_nul) {
-    const std::uint8_t* run = s;  // not yet copied
+const std::uint8_t* writer::escaped(const std::uint8_t* s, const std::uint8_t* const e, bool key) {
     for (;;) {
-        s = skip_plain(s, end);
-        if (s == end) {
-            if (to_nul) corrupt("unterminated key");
-            break;
+        ensure(16 + 6);  // a block, then one escape
+        std::size_t k;   // clean bytes at s, copied already
+        if (in_end_ - s >= 16) {
+            // Blocks of 16 stored whole and kept up to the first special byte, with the
+            // position in a register until the block that holds one.
+            char* o = p_;
+            char* const last = buf_ + buffer_size - (16 + 6);
+            for (;;) {
+                std::memcpy(o, s, 16);
+                k = first_special(s);
+                const auto left = static_cast<std::size_t>(e - s);
+                if (k >= left) {
+                    p_ = o + left;
+                    if (key) corrupt("unterminated key");
+                    return e;
+                }
+                o += k;
+                s += k;
+                if (k != 16 || o > last || in_end_ - s < 16) break;
+            }
+            p_ = o;
+            if (k == 16) continue;  // out of room, or near the end of the input
+        } else {
+            const auto avail = static_cast<std::size_t>(in_end_ - s);
+            k = 0;
+            while (k < avail && byte_class[s[k]] == 0) {
+                p_[k] = static_cast<char>(s[k]);
+                ++k;
+            }
+            const auto left = static_cast<std::size_t>(e - s);
+            if (k >= left) {
+                p_ += left;
+                if (key) corrupt("unterminated key");
+                return e;
+            }
+            p_ += k;
+            s += k;
         }
-        if (*s == 0 && to_nul) {
-            append(run, static_cast<std::size_t>(s - run));
-            return s;
-        }
-        const std::uint8_t cls = byte_class[*s];
+        // *s is a quote, a backslash, a control character or non-ASCII.
+        const std::uint8_t c = *s;
+        if (c == 0 && key) return s;
+        const std::uint8_t cls = byte_class[c];
         if (cls != 1) {
-            // Valid UTF-8 is copied as is, as part of the run.
-            const std::size_t len = cls == 5 ? 0 : utf8_sequence(s, end, cls);
+            // Valid UTF-8 is copied as is.
+            const std::size_t len = cls == 5 ? 0 : utf8_sequence(s, e, cls);
             if (len == 0) throw bson_json_error("string is not valid UTF-8");
+            std::memcpy(p_, s, len);
+            p_ += len;
             s += len;
             continue;
         }
-        append(run, static_cast<std::size_t>(s - run));
-        const std::uint8_t c = *s++;
-        run = s;
+        ++s;
+        char* o = p_;
+        o[0] = '\\';
         switch (c) {
             case '"':
-                put("\\\"");
-                break;
             case '\\':
-                put("\\\\");
+                o[1] = static_cast<char>(c);
+                p_ += 2;
                 break;
             case '\b':
-                put("\\b");
+                o[1] = 'b';
+                p_ += 2;
                 break;
             case '\f':
-                put("\\f");
+                o[1] = 'f';
+                p_ += 2;
                 break;
             case '\n':
-                put("\\n");
+                o[1] = 'n';
+                p_ += 2;
                 break;
             case '\r':
-                put("\\r");
+                o[1] = 'r';
+                p_ += 2;
                 break;
             case '\t':
-                put("\\t");
+                o[1] = 't';
+                p_ += 2;
                 break;
-            default: {
-                const char esc[6] = {'\\', 'u', '0', '0', hex_digits[c >> 4], hex_digits[c & 15]};
-                append(esc, sizeof esc);
-            }
+            default:
+                o[1] = 'u';
+                o[2] = '0';
+                o[3] = '0';
+                o[4] = hex_digits[c >> 4];
+                o[5] = hex_digits[c & 15];
+                p_ += 6;
         }
     }
-    append(run, static_cast<std::size_t>(end - run));
-    return end;
 }
 
 void writer::number_double(double v) {
@@ -315,58 +405,48 @@ void writer::number_double(double v) {
     if (v * 0 != 0) {
         return put(v > 0 ? R"({"$numberDouble":"Infinity"})" : R"({"$numberDouble":"-Infinity"})");
     }
-    // Same digits as libbson's "%.20g", then ".0" when that reads as an integer.
-    char buf[40];
-    char* stop = format_g20_fast(v, buf);
-    if (stop == nullptr) {
-        // std::to_chars with a precision is specified as printf's %.*g, and is several
-        // times faster than snprintf.
-        stop = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general, 20).ptr;
-    }
-    bool integral = true;
-    for (const char* p = buf; p != stop; ++p) {
-        if (!((*p >= '0' && *p <= '9') || *p == '-')) {
-            integral = false;
-            break;
-        }
-    }
-    append(buf, static_cast<std::size_t>(stop - buf));
-    if (integral) put(".0");
+    ensure(32);
+    char* const fast = format_double_fast(v, p_);
+    p_ = fast != nullptr ? fast : format_double(v, p_);
 }
 
 void writer::oid(const std::uint8_t* p) {
-    char buf[24];
+    ensure(36);
+    std::memcpy(p_, R"({"$oid":")", 9);
+    char* o = p_ + 9;
     for (int i = 0; i < 12; ++i) {
-        buf[2 * i] = hex_digits[p[i] >> 4];
-        buf[2 * i + 1] = hex_digits[p[i] & 15];
+        o[2 * i] = hex_digits[p[i] >> 4];
+        o[2 * i + 1] = hex_digits[p[i] & 15];
     }
-    put(R"({"$oid":")");
-    append(buf, sizeof buf);
-    put(R"("})");
+    std::memcpy(o + 24, R"("})", 2);
+    p_ = o + 26;
 }
 
 void writer::binary(const std::uint8_t* data, std::size_t n, std::uint8_t subtype) {
     static constexpr char b64[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     put(R"({"$binary":{"base64":")");
-    char* o = grab((n + 2) / 3 * 4);
     std::size_t i = 0;
     for (; i + 3 <= n; i += 3) {
+        ensure(4);
         const std::uint32_t w = std::uint32_t{data[i]} << 16 | std::uint32_t{data[i + 1]} << 8 |
                                 std::uint32_t{data[i + 2]};
-        *o++ = b64[w >> 18];
-        *o++ = b64[(w >> 12) & 63];
-        *o++ = b64[(w >> 6) & 63];
-        *o++ = b64[w & 63];
+        p_[0] = b64[w >> 18];
+        p_[1] = b64[(w >> 12) & 63];
+        p_[2] = b64[(w >> 6) & 63];
+        p_[3] = b64[w & 63];
+        p_ += 4;
     }
     if (i < n) {
+        ensure(4);
         const bool two = i + 1 < n;
         const std::uint32_t w =
             std::uint32_t{data[i]} << 16 | (two ? std::uint32_t{data[i + 1]} << 8 : 0);
-        *o++ = b64[w >> 18];
-        *o++ = b64[(w >> 12) & 63];
-        *o++ = two ? b64[(w >> 6) & 63] : '=';
-        *o++ = '=';
+        p_[0] = b64[w >> 18];
+        p_[1] = b64[(w >> 12) & 63];
+        p_[2] = two ? b64[(w >> 6) & 63] : '=';
+        p_[3] = '=';
+        p_ += 4;
     }
     put(R"(","subType":")");
     put(hex_digits[subtype >> 4]);
@@ -374,10 +454,11 @@ void writer::binary(const std::uint8_t* data, std::size_t n, std::uint8_t subtyp
     put(R"("}})");
 }
 
-// libbson prints every non-negative date as ISO-8601 UTC (years past 9999 get more digits),
-// milliseconds only when non-zero; negative dates as {"$numberLong": "..."}.
+// ISO-8601 UTC for years 1970 to 9999 (milliseconds only when non-zero), as the
+// specification's relaxed format says; {"$numberLong": "..."} outside that range.
 void writer::date(std::int64_t ms) {
-    if (ms < 0) {
+    constexpr std::int64_t year_10000 = 253402300800000;  // 10000-01-01T00:00:00Z
+    if (ms < 0 || ms >= year_10000) {
         put(R"({"$date":{"$numberLong":")");
         integer(ms);
         return put(R"("}})");
@@ -396,38 +477,40 @@ void writer::date(std::int64_t ms) {
     const std::int64_t mp = (5 * doy + 2) / 153;
     const int day = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
     const int month = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
-    const std::int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+    const int year = static_cast<int>(yoe + era * 400 + (month <= 2 ? 1 : 0));
 
-    put(R"({"$date":")");
-    integer(year);  // always >= 1970 here, so four digits at least
-    char buf[24];
-    auto two = [](char* p, int v) {
-        p[0] = static_cast<char>('0' + v / 10);
-        p[1] = static_cast<char>('0' + v % 10);
+    ensure(40);
+    char* o = p_;
+    std::memcpy(o, R"({"$date":")", 10);
+    o += 10;
+    auto two = [](char* at, int v) {
+        at[0] = static_cast<char>('0' + v / 10);
+        at[1] = static_cast<char>('0' + v % 10);
     };
-    buf[0] = '-';
-    two(buf + 1, month);
-    buf[3] = '-';
-    two(buf + 4, day);
-    buf[6] = 'T';
-    two(buf + 7, sod / 3600);
-    buf[9] = ':';
-    two(buf + 10, sod / 60 % 60);
-    buf[12] = ':';
-    two(buf + 13, sod % 60);
-    std::size_t n = 15;
+    two(o, year / 100);
+    two(o + 2, year % 100);
+    o[4] = '-';
+    two(o + 5, month);
+    o[7] = '-';
+    two(o + 8, day);
+    o[10] = 'T';
+    two(o + 11, sod / 3600);
+    o[13] = ':';
+    two(o + 14, sod / 60 % 60);
+    o[16] = ':';
+    two(o + 17, sod % 60);
+    o += 19;
     if (millis != 0) {
-        buf[n++] = '.';
-        buf[n++] = static_cast<char>('0' + millis / 100);
-        two(buf + n, millis % 100);
-        n += 2;
+        o[0] = '.';
+        o[1] = static_cast<char>('0' + millis / 100);
+        two(o + 2, millis % 100);
+        o += 4;
     }
-    buf[n++] = 'Z';
-    append(buf, n);
-    put(R"("})");
+    std::memcpy(o, R"(Z"})", 3);
+    p_ = o + 3;
 }
 
-// libbson keeps only the flags it knows, once each, in alphabetical order.
+// Only the flags the specification knows, once each, in alphabetical order.
 void writer::regex_options(const std::uint8_t* s, std::size_t n) {
     static constexpr std::string_view known = "ilmsux";
     bool seen[known.size()] = {};
@@ -447,12 +530,11 @@ struct span {
 };
 
 // A BSON string: int32 length (including the NUL), bytes, NUL.
-// libbson does not check the NUL of the code in a code-with-scope (`check_nul`).
-span read_string(const std::uint8_t* p, const std::uint8_t* end, bool check_nul = true) {
+span read_string(const std::uint8_t* p, const std::uint8_t* end) {
     if (end - p < 4) corrupt("truncated string length");
     const std::int32_t len = load_i32(p);
     if (len < 1 || len > end - p - 4) corrupt("bad string length");
-    if (check_nul && p[4 + len - 1] != 0) corrupt("string not NUL-terminated");
+    if (p[4 + len - 1] != 0) corrupt("string not NUL-terminated");
     return {p + 4, static_cast<std::size_t>(len - 1)};
 }
 
@@ -471,10 +553,11 @@ std::uint32_t read_document_length(const std::uint8_t* p, const std::uint8_t* en
     return static_cast<std::uint32_t>(len);
 }
 
-void writer::document(const std::uint8_t* doc, std::uint32_t len, bool is_array, int depth,
-                      int recursion) {
-    if (recursion > max_recursion) corrupt("nesting too deep");
-    if (depth > max_depth) return put("{...}");
+void writer::document(const std::uint8_t* doc, std::uint32_t len, bool is_array, int depth) {
+    if (depth > max_json_depth) {
+        throw bson_json_error("documents nested deeper than " + std::to_string(max_json_depth) +
+                              " levels");
+    }
     const std::uint8_t* p = doc + 4;
     const std::uint8_t* const end = doc + len - 1;  // the terminating NUL
     put(is_array ? '[' : '{');
@@ -484,9 +567,7 @@ void writer::document(const std::uint8_t* doc, std::uint32_t len, bool is_array,
         if (!first) put(',');
         first = false;
         if (!is_array) {
-            put('"');
-            p = escaped(p, end, true) + 1;
-            put(R"(":)");
+            p = key(p, end);
         } else {
             // Array keys are not printed, but libbson still refuses invalid UTF-8 in them.
             const std::uint8_t* key = p;
@@ -520,7 +601,7 @@ void writer::document(const std::uint8_t* doc, std::uint32_t len, bool is_array,
             case BSON_TYPE_DOCUMENT:
             case BSON_TYPE_ARRAY: {
                 const std::uint32_t n = read_document_length(p, end);
-                document(p, n, type == BSON_TYPE_ARRAY, depth + 1, recursion + 1);
+                document(p, n, type == BSON_TYPE_ARRAY, depth + 1);
                 p += n;
                 break;
             }
@@ -579,15 +660,9 @@ void writer::document(const std::uint8_t* doc, std::uint32_t len, bool is_array,
                 p = coll.p + coll.n + 1;
                 need(12);
                 put(R"({"$dbPointer":{"$ref":)");
-                // libbson checks the whole collection name is UTF-8 but prints it as a C
-                // string: up to its first NUL.
-                const auto* nul = static_cast<const std::uint8_t*>(std::memchr(coll.p, 0, coll.n));
-                const std::size_t shown =
-                    nul != nullptr ? static_cast<std::size_t>(nul - coll.p) : coll.n;
-                if (!valid_utf8(coll.p + shown, coll.n - shown)) {
-                    throw bson_json_error("string is not valid UTF-8");
-                }
-                quoted(coll.p, shown);
+                // The whole BSON string, a NUL included (as \u0000); libbson 1.23 stops the
+                // name at a NUL, 1.30 stops its whole output there.
+                quoted(coll.p, coll.n);
                 put(R"(,"$id":)");
                 oid(p);
                 put("}}");
@@ -609,14 +684,14 @@ void writer::document(const std::uint8_t* doc, std::uint32_t len, bool is_array,
                 const std::int32_t total = load_i32(p);
                 if (total < 14 || total > end - p) corrupt("bad code-with-scope length");
                 const std::uint8_t* const cws_end = p + total;
-                const span code = read_string(p + 4, cws_end, false);
+                const span code = read_string(p + 4, cws_end);
                 const std::uint8_t* scope = code.p + code.n + 1;
                 const std::uint32_t n = read_document_length(scope, cws_end);
                 if (scope + n != cws_end) corrupt("bad code-with-scope length");
                 put(R"({"$code":)");
                 quoted(code.p, code.n);
                 put(R"(,"$scope":)");
-                scope_document(scope, n, recursion + 1);
+                document(scope, n, false, depth + 1);
                 put('}');
                 p = cws_end;
                 break;
@@ -676,8 +751,8 @@ void append_relaxed_json(std::string& out, const bson_t& doc) {
     if (len < 5 || load_u32(data) != len || data[len - 1] != 0) corrupt("bad document header");
     const std::size_t mark = out.size();
     try {
-        writer w(out, len);
-        w.scope_document(data, len, 0);
+        writer w(out, data + len);
+        w.document(data, len, false, 0);
         w.finish();
     } catch (...) {
         out.resize(mark);
@@ -686,7 +761,8 @@ void append_relaxed_json(std::string& out, const bson_t& doc) {
 }
 
 std::string to_relaxed_json(const bson_t& doc) {
-    std::string out;  // sized by the writer
+    std::string out;
+    out.reserve(doc.len + doc.len / 4);
     append_relaxed_json(out, doc);
     return out;
 }
