@@ -159,8 +159,11 @@ char* format_double_fast(double v, char* out) {
     double m = 0;
     for (;; ++k) {
         if (k > 22) return nullptr;
-        m = __builtin_nearbyint(a * pow10[k]);
-        if (m >= 9007199254740992.0) return nullptr;  // 2^53: m no longer exact
+        // Rounded to the nearest integer (ties to even) by adding and taking away 2^52,
+        // which leaves no fraction bits; no libm call.
+        const double x = a * pow10[k];
+        if (x >= 4503599627370496.0) return nullptr;  // 2^52: m and its neighbours get far apart
+        m = (x + 4503599627370496.0) - 4503599627370496.0;
         if (m / pow10[k] == a) break;
     }
     char digits[20];
@@ -221,173 +224,215 @@ std::size_t first_special(const std::uint8_t* s) {
 #endif
 }
 
+// Checked reads of one element's value; `p` is where the value starts, `end` is the
+// enclosing document's terminating NUL.
+struct span {
+    const std::uint8_t* p;
+    std::size_t n;
+};
+
+// A BSON string: int32 length (including the NUL), bytes, NUL.
+inline span read_string(const std::uint8_t* p, const std::uint8_t* end) {
+    if (end - p < 4) corrupt("truncated string length");
+    const std::int32_t len = load_i32(p);
+    if (len < 1 || len > end - p - 4) corrupt("bad string length");
+    if (p[4 + len - 1] != 0) corrupt("string not NUL-terminated");
+    return {p + 4, static_cast<std::size_t>(len - 1)};
+}
+
+span read_cstring(const std::uint8_t* p, const std::uint8_t* end) {
+    const void* nul = std::memchr(p, 0, static_cast<std::size_t>(end - p));
+    if (nul == nullptr) corrupt("unterminated cstring");
+    return {p, static_cast<std::size_t>(static_cast<const std::uint8_t*>(nul) - p)};
+}
+
+// An embedded document: int32 length (whole document), elements, NUL.
+std::uint32_t read_document_length(const std::uint8_t* p, const std::uint8_t* end) {
+    if (end - p < 5) corrupt("truncated document");
+    const std::int32_t len = load_i32(p);
+    if (len < 5 || len > end - p) corrupt("bad document length");
+    if (p[len - 1] != 0) corrupt("document not NUL-terminated");
+    return static_cast<std::uint32_t>(len);
+}
+
+char* put(char* o, std::string_view s) {
+    std::memcpy(o, s.data(), s.size());
+    return o + s.size();
+}
+
+// Writes into a stack buffer appended to the caller's string a chunk at a time:
+// std::string has no way (before C++23's resize_and_overwrite) to grow without zero-filling
+// what we are about to overwrite, and that memset cost more than these copies. The output
+// position is passed along as `o` (a register) rather than kept in a member, which every
+// store through a char* would force the compiler to reload.
 class writer {
   public:
-    // Writes into a stack buffer and appends it to `out` a chunk at a time: std::string has no
-    // way (before C++23's resize_and_overwrite) to grow without zero-filling what we are about
-    // to overwrite, and that memset cost more than these copies. `in_end` is the end of the
-    // readable input: 16-byte loads never pass it.
+    // `in_end` is the end of the readable input: 16-byte loads never pass it.
     writer(std::string& out, const std::uint8_t* in_end) : out_(out), in_end_(in_end) {}
-    void finish() { flush(); }
 
-    void document(const std::uint8_t* doc, std::uint32_t len, bool is_array, int depth);
+    void run(const std::uint8_t* doc, std::uint32_t len) {
+        flush(document(room(buf_, element_room), doc, len, false, 0));
+    }
 
   private:
     static constexpr std::size_t buffer_size = 1536;  // under glibc's rep-movsb threshold
+    // What one element writes at most, long strings, binary and decimal128 aside: a comma, a
+    // key of up to 15 bytes in quotes with its colon (one 16-byte store), and a value.
+    static constexpr std::size_t element_room = 96;
 
-    void flush() {
-        out_.append(buf_, static_cast<std::size_t>(p_ - buf_));
-        p_ = buf_;
+    char* flush(char* o) {
+        out_.append(buf_, static_cast<std::size_t>(o - buf_));
+        return buf_;
     }
-    // Room for n more bytes (n <= buffer_size).
-    void ensure(std::size_t n) {
-        if (static_cast<std::size_t>(buf_ + buffer_size - p_) < n) flush();
+    // `o`, or the buffer's start once flushed, with room for n bytes (n <= buffer_size).
+    char* room(char* o, std::size_t n) {
+        return static_cast<std::size_t>(buf_ + buffer_size - o) < n ? flush(o) : o;
     }
-    void append(const void* s, std::size_t n) {
-        ensure(n);
-        std::memcpy(p_, s, n);
-        p_ += n;
-    }
-    void put(char c) {
-        ensure(1);
-        *p_++ = c;
-    }
-    void put(std::string_view s) { append(s.data(), s.size()); }
-    // Escapes [s, e) into the output, or up to the first NUL with `key`, and returns where it
-    // stopped.
-    const std::uint8_t* escaped(const std::uint8_t* s, const std::uint8_t* e, bool key);
-    void quoted(const std::uint8_t* s, std::size_t n) {
-        ensure(16 + 2);
-        *p_ = '"';
-        // Most strings are short and need no escape: one block, no call.
-        if (n < 16 && in_end_ - s >= 16) {
-            std::memcpy(p_ + 1, s, 16);
-            if (first_special(s) >= n) {
-                p_[1 + n] = '"';
-                p_ += n + 2;
-                return;
+
+    char* document(char* o, const std::uint8_t* doc, std::uint32_t len, bool is_array, int depth);
+
+    struct escape_result {
+        char* o;
+        const std::uint8_t* stop;
+    };
+    // Escapes [s, e) into the output, or up to the first NUL with `key`.
+    escape_result escaped(char* o, const std::uint8_t* s, const std::uint8_t* e, bool key);
+
+    // A string value in quotes; needs 18 bytes of room.
+    [[gnu::always_inline]] char* quoted(char* o, const std::uint8_t* s, std::size_t n) {
+        // Most strings need no escape: 16-byte blocks stored whole and checked, no call, when
+        // the input and the buffer have room for the last block.
+        const auto out_room = static_cast<std::size_t>(buf_ + buffer_size - o);
+        if (static_cast<std::size_t>(in_end_ - s) >= n + 16 && out_room >= n + 18) {
+            o[0] = '"';
+            std::size_t i = 0;
+            for (;; i += 16) {
+                std::memcpy(o + 1 + i, s + i, 16);
+                const std::size_t k = first_special(s + i);
+                if (i + k >= n) {
+                    o[1 + n] = '"';
+                    return o + n + 2;
+                }
+                if (k != 16) break;
             }
+            o = escaped(o + 1 + i, s + i, s + n, false).o;
+        } else {
+            *o++ = '"';
+            o = escaped(o, s, s + n, false).o;
         }
-        ++p_;
-        escaped(s, s + n, false);
-        put('"');
+        o = room(o, element_room);
+        *o++ = '"';
+        return o;
     }
-    // `"key":` for the key at p (NUL-terminated before end); returns the byte after the NUL.
-    const std::uint8_t* key(const std::uint8_t* p, const std::uint8_t* end) {
-        ensure(16 + 3);
-        *p_ = '"';
+    // `"key":` for the key at p, NUL-terminated before end; needs 19 bytes of room.
+    // Moves p past the NUL.
+    char* key(char* o, const std::uint8_t*& p, const std::uint8_t* end) {
         if (in_end_ - p >= 16) {
-            std::memcpy(p_ + 1, p, 16);
+            std::memcpy(o + 1, p, 16);
             const std::size_t k = first_special(p);
             if (k < 16 && p[k] == 0 && static_cast<std::ptrdiff_t>(k) < end - p) {
-                std::memcpy(p_ + 1 + k, R"(":)", 2);
-                p_ += k + 3;
-                return p + k + 1;
+                o[0] = '"';
+                std::memcpy(o + 1 + k, R"(":)", 2);
+                p += k + 1;
+                return o + k + 3;
             }
         }
-        ++p_;
-        p = escaped(p, end, true) + 1;
-        put(R"(":)");
-        return p;
+        *o++ = '"';
+        const escape_result r = escaped(o, p, end, true);
+        p = r.stop + 1;
+        o = room(r.o, element_room);
+        return put(o, R"(":)");
     }
     template <class Int>
-    void integer(Int v) {
-        ensure(24);
-        p_ = std::to_chars(p_, p_ + 24, v).ptr;
+    static char* integer(char* o, Int v) {
+        return std::to_chars(o, o + 24, v).ptr;
     }
-    void number_double(double v);
-    void oid(const std::uint8_t* p);
-    void binary(const std::uint8_t* data, std::size_t n, std::uint8_t subtype);
-    void date(std::int64_t ms);
-    void regex_options(const std::uint8_t* s, std::size_t n);
+    static char* number_double(char* o, double v);
+    static char* oid(char* o, const std::uint8_t* p);
+    static char* date(char* o, std::int64_t ms);
+    char* binary(char* o, const std::uint8_t* data, std::size_t n, std::uint8_t subtype);
 
     std::string& out_;
     const std::uint8_t* const in_end_;
     char buf_[buffer_size];
-    char* p_ = buf_;
 };
 
-const std::uint8_t* writer::escaped(const std::uint8_t* s, const std::uint8_t* const e, bool key) {
+writer::escape_result writer::escaped(char* o, const std::uint8_t* s, const std::uint8_t* const e,
+                                      bool key) {
     for (;;) {
-        ensure(16 + 6);  // a block, then one escape
-        std::size_t k;   // clean bytes at s, copied already
+        o = room(o, 16 + 6);  // a block, then one escape
+        std::size_t k;        // clean bytes at s, copied already
         if (in_end_ - s >= 16) {
-            // Blocks of 16 stored whole and kept up to the first special byte, with the
-            // position in a register until the block that holds one.
-            char* o = p_;
+            // Blocks of 16 stored whole and kept up to the first special byte.
             char* const last = buf_ + buffer_size - (16 + 6);
             for (;;) {
                 std::memcpy(o, s, 16);
                 k = first_special(s);
                 const auto left = static_cast<std::size_t>(e - s);
                 if (k >= left) {
-                    p_ = o + left;
                     if (key) corrupt("unterminated key");
-                    return e;
+                    return {o + left, e};
                 }
                 o += k;
                 s += k;
                 if (k != 16 || o > last || in_end_ - s < 16) break;
             }
-            p_ = o;
             if (k == 16) continue;  // out of room, or near the end of the input
         } else {
             const auto avail = static_cast<std::size_t>(in_end_ - s);
             k = 0;
             while (k < avail && byte_class[s[k]] == 0) {
-                p_[k] = static_cast<char>(s[k]);
+                o[k] = static_cast<char>(s[k]);
                 ++k;
             }
             const auto left = static_cast<std::size_t>(e - s);
             if (k >= left) {
-                p_ += left;
                 if (key) corrupt("unterminated key");
-                return e;
+                return {o + left, e};
             }
-            p_ += k;
+            o += k;
             s += k;
         }
         // *s is a quote, a backslash, a control character or non-ASCII.
         const std::uint8_t c = *s;
-        if (c == 0 && key) return s;
+        if (c == 0 && key) return {o, s};
         const std::uint8_t cls = byte_class[c];
         if (cls != 1) {
             // Valid UTF-8 is copied as is.
             const std::size_t len = cls == 5 ? 0 : utf8_sequence(s, e, cls);
             if (len == 0) throw bson_json_error("string is not valid UTF-8");
-            std::memcpy(p_, s, len);
-            p_ += len;
+            std::memcpy(o, s, len);
+            o += len;
             s += len;
             continue;
         }
         ++s;
-        char* o = p_;
         o[0] = '\\';
         switch (c) {
             case '"':
             case '\\':
                 o[1] = static_cast<char>(c);
-                p_ += 2;
+                o += 2;
                 break;
             case '\b':
                 o[1] = 'b';
-                p_ += 2;
+                o += 2;
                 break;
             case '\f':
                 o[1] = 'f';
-                p_ += 2;
+                o += 2;
                 break;
             case '\n':
                 o[1] = 'n';
-                p_ += 2;
+                o += 2;
                 break;
             case '\r':
                 o[1] = 'r';
-                p_ += 2;
+                o += 2;
                 break;
             case '\t':
                 o[1] = 't';
-                p_ += 2;
+                o += 2;
                 break;
             default:
                 o[1] = 'u';
@@ -395,73 +440,70 @@ const std::uint8_t* writer::escaped(const std::uint8_t* s, const std::uint8_t* c
                 o[3] = '0';
                 o[4] = hex_digits[c >> 4];
                 o[5] = hex_digits[c & 15];
-                p_ += 6;
+                o += 6;
         }
     }
 }
 
-void writer::number_double(double v) {
-    if (v != v) return put(R"({"$numberDouble":"NaN"})");
+char* writer::number_double(char* o, double v) {
+    if (v != v) return put(o, R"({"$numberDouble":"NaN"})");
     if (v * 0 != 0) {
-        return put(v > 0 ? R"({"$numberDouble":"Infinity"})" : R"({"$numberDouble":"-Infinity"})");
+        return put(o,
+                   v > 0 ? R"({"$numberDouble":"Infinity"})" : R"({"$numberDouble":"-Infinity"})");
     }
-    ensure(32);
-    char* const fast = format_double_fast(v, p_);
-    p_ = fast != nullptr ? fast : format_double(v, p_);
+    char* const fast = format_double_fast(v, o);
+    return fast != nullptr ? fast : format_double(v, o);
 }
 
-void writer::oid(const std::uint8_t* p) {
-    ensure(36);
-    std::memcpy(p_, R"({"$oid":")", 9);
-    char* o = p_ + 9;
+char* writer::oid(char* o, const std::uint8_t* p) {
+    o = put(o, R"({"$oid":")");
     for (int i = 0; i < 12; ++i) {
         o[2 * i] = hex_digits[p[i] >> 4];
         o[2 * i + 1] = hex_digits[p[i] & 15];
     }
-    std::memcpy(o + 24, R"("})", 2);
-    p_ = o + 26;
+    return put(o + 24, R"("})");
 }
 
-void writer::binary(const std::uint8_t* data, std::size_t n, std::uint8_t subtype) {
+char* writer::binary(char* o, const std::uint8_t* data, std::size_t n, std::uint8_t subtype) {
     static constexpr char b64[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    put(R"({"$binary":{"base64":")");
+    o = put(o, R"({"$binary":{"base64":")");
     std::size_t i = 0;
     for (; i + 3 <= n; i += 3) {
-        ensure(4);
+        o = room(o, 4);
         const std::uint32_t w = std::uint32_t{data[i]} << 16 | std::uint32_t{data[i + 1]} << 8 |
                                 std::uint32_t{data[i + 2]};
-        p_[0] = b64[w >> 18];
-        p_[1] = b64[(w >> 12) & 63];
-        p_[2] = b64[(w >> 6) & 63];
-        p_[3] = b64[w & 63];
-        p_ += 4;
+        o[0] = b64[w >> 18];
+        o[1] = b64[(w >> 12) & 63];
+        o[2] = b64[(w >> 6) & 63];
+        o[3] = b64[w & 63];
+        o += 4;
     }
+    o = room(o, element_room);
     if (i < n) {
-        ensure(4);
         const bool two = i + 1 < n;
         const std::uint32_t w =
             std::uint32_t{data[i]} << 16 | (two ? std::uint32_t{data[i + 1]} << 8 : 0);
-        p_[0] = b64[w >> 18];
-        p_[1] = b64[(w >> 12) & 63];
-        p_[2] = two ? b64[(w >> 6) & 63] : '=';
-        p_[3] = '=';
-        p_ += 4;
+        o[0] = b64[w >> 18];
+        o[1] = b64[(w >> 12) & 63];
+        o[2] = two ? b64[(w >> 6) & 63] : '=';
+        o[3] = '=';
+        o += 4;
     }
-    put(R"(","subType":")");
-    put(hex_digits[subtype >> 4]);
-    put(hex_digits[subtype & 15]);
-    put(R"("}})");
+    o = put(o, R"(","subType":")");
+    *o++ = hex_digits[subtype >> 4];
+    *o++ = hex_digits[subtype & 15];
+    return put(o, R"("}})");
 }
 
 // ISO-8601 UTC for years 1970 to 9999 (milliseconds only when non-zero), as the
 // specification's relaxed format says; {"$numberLong": "..."} outside that range.
-void writer::date(std::int64_t ms) {
+char* writer::date(char* o, std::int64_t ms) {
     constexpr std::int64_t year_10000 = 253402300800000;  // 10000-01-01T00:00:00Z
     if (ms < 0 || ms >= year_10000) {
-        put(R"({"$date":{"$numberLong":")");
-        integer(ms);
-        return put(R"("}})");
+        o = put(o, R"({"$date":{"$numberLong":")");
+        o = integer(o, ms);
+        return put(o, R"("}})");
     }
     const std::int64_t secs = ms / 1000;
     const int millis = static_cast<int>(ms % 1000);
@@ -479,10 +521,7 @@ void writer::date(std::int64_t ms) {
     const int month = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
     const int year = static_cast<int>(yoe + era * 400 + (month <= 2 ? 1 : 0));
 
-    ensure(40);
-    char* o = p_;
-    std::memcpy(o, R"({"$date":")", 10);
-    o += 10;
+    o = put(o, R"({"$date":")");
     auto two = [](char* at, int v) {
         at[0] = static_cast<char>('0' + v / 10);
         at[1] = static_cast<char>('0' + v % 10);
@@ -506,75 +545,48 @@ void writer::date(std::int64_t ms) {
         two(o + 2, millis % 100);
         o += 4;
     }
-    std::memcpy(o, R"(Z"})", 3);
-    p_ = o + 3;
+    return put(o, R"(Z"})");
 }
 
 // Only the flags the specification knows, once each, in alphabetical order.
-void writer::regex_options(const std::uint8_t* s, std::size_t n) {
+char* regex_options(char* o, const std::uint8_t* s, std::size_t n) {
     static constexpr std::string_view known = "ilmsux";
     bool seen[known.size()] = {};
     for (std::size_t i = 0; i < n; ++i) {
         if (const auto k = known.find(static_cast<char>(s[i])); k != known.npos) seen[k] = true;
     }
     for (std::size_t k = 0; k < known.size(); ++k) {
-        if (seen[k]) put(known[k]);
+        if (seen[k]) *o++ = known[k];
     }
+    return o;
 }
 
-// Checked reads of one element's value; `p` is where the value starts, `end` is the
-// enclosing document's terminating NUL.
-struct span {
-    const std::uint8_t* p;
-    std::size_t n;
-};
-
-// A BSON string: int32 length (including the NUL), bytes, NUL.
-span read_string(const std::uint8_t* p, const std::uint8_t* end) {
-    if (end - p < 4) corrupt("truncated string length");
-    const std::int32_t len = load_i32(p);
-    if (len < 1 || len > end - p - 4) corrupt("bad string length");
-    if (p[4 + len - 1] != 0) corrupt("string not NUL-terminated");
-    return {p + 4, static_cast<std::size_t>(len - 1)};
-}
-
-span read_cstring(const std::uint8_t* p, const std::uint8_t* end) {
-    const void* nul = std::memchr(p, 0, static_cast<std::size_t>(end - p));
-    if (nul == nullptr) corrupt("unterminated cstring");
-    return {p, static_cast<std::size_t>(static_cast<const std::uint8_t*>(nul) - p)};
-}
-
-// An embedded document: int32 length (whole document), elements, NUL.
-std::uint32_t read_document_length(const std::uint8_t* p, const std::uint8_t* end) {
-    if (end - p < 5) corrupt("truncated document");
-    const std::int32_t len = load_i32(p);
-    if (len < 5 || len > end - p) corrupt("bad document length");
-    if (p[len - 1] != 0) corrupt("document not NUL-terminated");
-    return static_cast<std::uint32_t>(len);
-}
-
-void writer::document(const std::uint8_t* doc, std::uint32_t len, bool is_array, int depth) {
+// Writes the document at `o`, which has room for its first byte, and returns the end, which
+// has room for one byte more.
+char* writer::document(char* o, const std::uint8_t* doc, std::uint32_t len, bool is_array,
+                       int depth) {
     if (depth > max_json_depth) {
         throw bson_json_error("documents nested deeper than " + std::to_string(max_json_depth) +
                               " levels");
     }
     const std::uint8_t* p = doc + 4;
     const std::uint8_t* const end = doc + len - 1;  // the terminating NUL
-    put(is_array ? '[' : '{');
+    *o++ = is_array ? '[' : '{';
     bool first = true;
     while (p < end) {
+        o = room(o, element_room);
         const std::uint8_t type = *p++;
-        if (!first) put(',');
+        if (!first) *o++ = ',';
         first = false;
         if (!is_array) {
-            p = key(p, end);
+            o = key(o, p, end);
         } else {
-            // Array keys are not printed, but libbson still refuses invalid UTF-8 in them.
-            const std::uint8_t* key = p;
+            // Array keys are not printed, but must still be UTF-8.
+            const std::uint8_t* k = p;
             std::uint8_t high = 0;
             while (p < end && *p != 0) high |= *p++;
             if (p == end) corrupt("unterminated key");
-            if ((high & 0x80) != 0 && !valid_utf8(key, static_cast<std::size_t>(p - key))) {
+            if ((high & 0x80) != 0 && !valid_utf8(k, static_cast<std::size_t>(p - k))) {
                 throw bson_json_error("string is not valid UTF-8");
             }
             ++p;
@@ -588,20 +600,20 @@ void writer::document(const std::uint8_t* doc, std::uint32_t len, bool is_array,
                 const std::uint64_t bits = load_u64(p);
                 double v;
                 std::memcpy(&v, &bits, sizeof v);
-                number_double(v);
+                o = number_double(o, v);
                 p += 8;
                 break;
             }
             case BSON_TYPE_UTF8: {
                 const span s = read_string(p, end);
-                quoted(s.p, s.n);
+                o = quoted(o, s.p, s.n);
                 p = s.p + s.n + 1;
                 break;
             }
             case BSON_TYPE_DOCUMENT:
             case BSON_TYPE_ARRAY: {
                 const std::uint32_t n = read_document_length(p, end);
-                document(p, n, type == BSON_TYPE_ARRAY, depth + 1);
+                o = document(o, p, n, type == BSON_TYPE_ARRAY, depth + 1);
                 p += n;
                 break;
             }
@@ -618,40 +630,40 @@ void writer::document(const std::uint8_t* doc, std::uint32_t len, bool is_array,
                     data += 4;
                     data_len -= 4;
                 }
-                binary(data, data_len, subtype);
+                o = binary(o, data, data_len, subtype);
                 p += 5 + n;
                 break;
             }
             case BSON_TYPE_UNDEFINED:
-                put(R"({"$undefined":true})");
+                o = put(o, R"({"$undefined":true})");
                 break;
             case BSON_TYPE_OID:
                 need(12);
-                oid(p);
+                o = oid(o, p);
                 p += 12;
                 break;
             case BSON_TYPE_BOOL:
                 need(1);
                 if (*p > 1) corrupt("bool neither 0 nor 1");
-                put(*p != 0 ? std::string_view("true") : std::string_view("false"));
+                o = put(o, *p != 0 ? std::string_view("true") : std::string_view("false"));
                 p += 1;
                 break;
             case BSON_TYPE_DATE_TIME:
                 need(8);
-                date(load_i64(p));
+                o = date(o, load_i64(p));
                 p += 8;
                 break;
             case BSON_TYPE_NULL:
-                put("null");
+                o = put(o, "null");
                 break;
             case BSON_TYPE_REGEX: {
                 const span pattern = read_cstring(p, end);
                 const span options = read_cstring(pattern.p + pattern.n + 1, end);
-                put(R"({"$regularExpression":{"pattern":)");
-                quoted(pattern.p, pattern.n);
-                put(R"(,"options":")");
-                regex_options(options.p, options.n);
-                put(R"("}})");
+                o = put(o, R"({"$regularExpression":{"pattern":)");
+                o = quoted(room(o, element_room), pattern.p, pattern.n);
+                o = put(room(o, element_room), R"(,"options":")");
+                o = regex_options(o, options.p, options.n);
+                o = put(o, R"("}})");
                 p = options.p + options.n + 1;
                 break;
             }
@@ -659,22 +671,22 @@ void writer::document(const std::uint8_t* doc, std::uint32_t len, bool is_array,
                 const span coll = read_string(p, end);
                 p = coll.p + coll.n + 1;
                 need(12);
-                put(R"({"$dbPointer":{"$ref":)");
                 // The whole BSON string, a NUL included (as \u0000); libbson 1.23 stops the
                 // name at a NUL, 1.30 stops its whole output there.
-                quoted(coll.p, coll.n);
-                put(R"(,"$id":)");
-                oid(p);
-                put("}}");
+                o = put(o, R"({"$dbPointer":{"$ref":)");
+                o = quoted(room(o, element_room), coll.p, coll.n);
+                o = put(room(o, element_room), R"(,"$id":)");
+                o = oid(o, p);
+                o = put(o, "}}");
                 p += 12;
                 break;
             }
             case BSON_TYPE_CODE:
             case BSON_TYPE_SYMBOL: {
                 const span s = read_string(p, end);
-                put(type == BSON_TYPE_CODE ? R"({"$code":)" : R"({"$symbol":)");
-                quoted(s.p, s.n);
-                put('}');
+                o = put(o, type == BSON_TYPE_CODE ? R"({"$code":)" : R"({"$symbol":)");
+                o = quoted(room(o, element_room), s.p, s.n);
+                *o++ = '}';
                 p = s.p + s.n + 1;
                 break;
             }
@@ -688,32 +700,33 @@ void writer::document(const std::uint8_t* doc, std::uint32_t len, bool is_array,
                 const std::uint8_t* scope = code.p + code.n + 1;
                 const std::uint32_t n = read_document_length(scope, cws_end);
                 if (scope + n != cws_end) corrupt("bad code-with-scope length");
-                put(R"({"$code":)");
-                quoted(code.p, code.n);
-                put(R"(,"$scope":)");
-                document(scope, n, false, depth + 1);
-                put('}');
+                o = put(o, R"({"$code":)");
+                o = quoted(room(o, element_room), code.p, code.n);
+                o = put(room(o, element_room), R"(,"$scope":)");
+                // The scope is a document one level below the one that holds it.
+                o = document(o, scope, n, false, depth + 1);
+                *o++ = '}';
                 p = cws_end;
                 break;
             }
             case BSON_TYPE_INT32:
                 need(4);
-                integer(load_i32(p));
+                o = integer(o, load_i32(p));
                 p += 4;
                 break;
             case BSON_TYPE_TIMESTAMP:
                 // Stored as increment then seconds, printed seconds first.
                 need(8);
-                put(R"({"$timestamp":{"t":)");
-                integer(load_u32(p + 4));
-                put(R"(,"i":)");
-                integer(load_u32(p));
-                put("}}");
+                o = put(o, R"({"$timestamp":{"t":)");
+                o = integer(o, load_u32(p + 4));
+                o = put(o, R"(,"i":)");
+                o = integer(o, load_u32(p));
+                o = put(o, "}}");
                 p += 8;
                 break;
             case BSON_TYPE_INT64:
                 need(8);
-                integer(load_i64(p));
+                o = integer(o, load_i64(p));
                 p += 8;
                 break;
             case BSON_TYPE_DECIMAL128: {
@@ -724,23 +737,25 @@ void writer::document(const std::uint8_t* doc, std::uint32_t len, bool is_array,
                 dec.high = load_u64(p + 8);
                 char buf[BSON_DECIMAL128_STRING];
                 bson_decimal128_to_string(&dec, buf);
-                put(R"({"$numberDecimal":")");
-                put(buf);
-                put(R"("})");
+                o = put(o, R"({"$numberDecimal":")");
+                o = put(o, buf);
+                o = put(o, R"("})");
                 p += 16;
                 break;
             }
             case BSON_TYPE_MINKEY:
-                put(R"({"$minKey":1})");
+                o = put(o, R"({"$minKey":1})");
                 break;
             case BSON_TYPE_MAXKEY:
-                put(R"({"$maxKey":1})");
+                o = put(o, R"({"$maxKey":1})");
                 break;
             default:
                 corrupt("unknown element type");
         }
     }
-    put(is_array ? ']' : '}');
+    o = room(o, element_room);
+    *o++ = is_array ? ']' : '}';
+    return o;
 }
 
 }  // namespace
@@ -752,8 +767,7 @@ void append_relaxed_json(std::string& out, const bson_t& doc) {
     const std::size_t mark = out.size();
     try {
         writer w(out, data + len);
-        w.document(data, len, false, 0);
-        w.finish();
+        w.run(data, len);
     } catch (...) {
         out.resize(mark);
         throw;
