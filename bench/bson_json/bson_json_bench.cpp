@@ -208,8 +208,9 @@ int main(int argc, char** argv) {
             return 1;
         }
 
-        // Equivalence: each method's output parses (with libbson) back to the document,
-        // and ours is byte for byte libbson's output without whitespace.
+        // Equivalence: each method's output parses (with libbson) back to the document.
+        // Ours differs from libbson's in the digits of doubles (shortest against %.20g),
+        // so bytes are only compared for information.
         std::size_t n = 0;
         char* lib = bson_as_relaxed_extended_json(doc, &n);
         const std::string lib_compact = strip_ws(lib, n);
@@ -226,13 +227,13 @@ int main(int argc, char** argv) {
         };
         const bool same = ours == lib_compact;
         const bool trips = round_trips(ours) && round_trips(lib_compact) && round_trips(boosted);
-        all_ok = all_ok && same && trips;
-        std::printf("%s: BSON %u bytes, compact JSON %zu bytes (libbson with spaces %zu)\n", name,
-                    doc->len, ours.size(), lib_bytes);
+        all_ok = all_ok && trips;
+        std::printf("%s: BSON %u bytes, compact JSON %zu bytes (libbson %zu, with spaces %zu)\n",
+                    name, doc->len, ours.size(), lib_compact.size(), lib_bytes);
         std::printf(
-            "  check: ours == libbson compacted: %s; all outputs parse back to the "
-            "document: %s\n",
-            same ? "yes" : "NO", trips ? "yes" : "NO");
+            "  check: all outputs parse back to the document: %s; ours == libbson compacted: "
+            "%s\n",
+            trips ? "yes" : "NO", same ? "yes" : "no (doubles)");
 
         std::string buffer;
         struct method {
@@ -247,7 +248,7 @@ int main(int argc, char** argv) {
                  bson_free(s);
                  return len;
              }},
-            {"libbson + strip whitespace (same bytes as ours)",
+            {"libbson + strip whitespace (compact, %.20g doubles)",
              [&] {
                  std::size_t len = 0;
                  char* s = bson_as_relaxed_extended_json(doc, &len);
