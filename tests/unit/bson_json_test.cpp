@@ -1129,7 +1129,7 @@ bool valid_deep(const bson_t& doc) {
 
 }  // namespace
 
-TEST_CASE("corrupt BSON: refused where libbson refuses it or prints part of it; no crash",
+TEST_CASE("corrupt BSON: refused where libbson refuses it or prints part of it, and no crash",
           "[unit]") {
     // Where libbson accepts, we print the same value, except a dbpointer with a NUL in its
     // collection name (see "the other types"), which we only require to be valid JSON.
