@@ -5,6 +5,8 @@
 #include <mongoc/mongoc.h>
 
 #include <mutex>
+#include <optional>
+#include <string_view>
 
 #include "bson_json.hpp"
 
@@ -56,10 +58,28 @@ void set_default(mongoc_uri_t* uri, const char* option, std::int32_t value) {
     if (!mongoc_uri_has_option(uri, option)) mongoc_uri_set_option_as_int32(uri, option, value);
 }
 
+// Authentication and TLS failures, told apart from an unreachable server. libmongoc reports
+// them as a client error (authentication) or inside the server-selection message that
+// lists why each server was unsuitable; its messages carry no credentials.
+std::optional<db_connect_failed::cause> connect_failure(const bson_error_t& error) {
+    const std::string_view what = error.message;
+    constexpr std::uint32_t server_authentication_failed = 18;
+    if ((error.domain == MONGOC_ERROR_CLIENT && error.code == MONGOC_ERROR_CLIENT_AUTHENTICATE) ||
+        (error.domain == MONGOC_ERROR_SERVER && error.code == server_authentication_failed) ||
+        what.find("uthentication failed") != std::string_view::npos)
+        return db_connect_failed::cause::auth;
+    if (what.find("TLS handshake failed") != std::string_view::npos ||
+        what.find("certificate") != std::string_view::npos ||
+        what.find("SSL") != std::string_view::npos || what.find("TLS") != std::string_view::npos)
+        return db_connect_failed::cause::tls;
+    return std::nullopt;
+}
+
 [[noreturn]] void throw_for(const bson_error_t& error, clock::duration elapsed,
                             std::chrono::milliseconds deadline) {
     constexpr std::uint32_t max_time_ms_expired = 50;
     std::string what = error.message;
+    if (auto cause = connect_failure(error)) throw db_connect_failed{*cause, what};
     if (error.code == max_time_ms_expired ||
         (error.domain == MONGOC_ERROR_STREAM && elapsed >= deadline))
         throw db_timeout{what};
