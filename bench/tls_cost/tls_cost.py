@@ -51,7 +51,7 @@ def uri(port, certs, mechanism):
             f"&authSource=admin&authMechanism={mechanism}")
 
 
-def wait_port(proc, stderr_path, timeout=60):
+def wait_port(proc, stderr_path, timeout=300):
     deadline = time.time() + timeout
     while time.time() < deadline:
         with open(stderr_path) as f:
