@@ -4,6 +4,8 @@
 
 #include <mongoc/mongoc.h>
 
+#include <atomic>
+#include <cstdio>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -46,9 +48,28 @@ class client_lease {
     mongoc_client_t* client_;
 };
 
+// libmongoc's own warnings ("Failed authentication to HOST", TLS errors) come once per
+// connection attempt, i.e. once per request while the database refuses us: at most one line
+// a second here too, like the router's failure lines. Debug and trace output is dropped.
+void log_from_driver(mongoc_log_level_t level, const char* domain, const char* message, void*) {
+    if (level > MONGOC_LOG_LEVEL_INFO) return;
+    using namespace std::chrono;
+    static std::atomic<std::int64_t> next_ms{0};
+    static std::atomic<unsigned> suppressed{0};
+    auto now = duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+    auto next = next_ms.load(std::memory_order_relaxed);
+    if (now < next || !next_ms.compare_exchange_strong(next, now + 1000)) {
+        suppressed.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    std::fprintf(stderr, "coroserve: libmongoc %s %s: %s (%u similar lines suppressed)\n",
+                 mongoc_log_level_str(level), domain, message, suppressed.exchange(0));
+}
+
 void init_driver_once() {
     static std::once_flag once;
     std::call_once(once, [] {
+        mongoc_log_set_handler(log_from_driver, nullptr);
         mongoc_init();
         std::atexit(mongoc_cleanup);
     });

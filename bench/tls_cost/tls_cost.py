@@ -66,7 +66,7 @@ def wait_port(proc, stderr_path, timeout=300):
 
 def get_many(port, n):
     """n keep-alive GET /mongo on one connection; every answer must be a 200."""
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=600) as s:
         f = s.makefile("rb")
         for _ in range(n):
             s.sendall(b"GET /mongo HTTP/1.1\r\nHost: bench\r\n\r\n")
@@ -92,8 +92,8 @@ def cpu_ticks(pid):
 def one_run(args, mongodb_uri, n, tmp):
     exe = f"{args.build_dir}/bin/coroserve"
     server = [exe, "--host", "127.0.0.1", "--port", "0", "--io-threads", "1", "--workers", "1",
-              "--mongodb-uri", mongodb_uri, "--db-timeout-ms", "30000",
-              "--server-selection-timeout-ms", "30000"]
+              "--mongodb-uri", mongodb_uri, "--db-timeout-ms", "120000",
+              "--server-selection-timeout-ms", "120000"]
     out = os.path.join(tmp, f"cachegrind.{n}")
     if args.mode == "instructions":
         server = ["valgrind", "--tool=cachegrind", "--cache-sim=no",
@@ -125,6 +125,7 @@ def main():
     p.add_argument("--build-dir", default=os.path.join(ROOT, "build/release"))
     p.add_argument("--n1", type=int, default=200)
     p.add_argument("--n2", type=int, default=1200)
+    p.add_argument("--only", help="run only the configurations whose name contains this")
     args = p.parse_args()
     if args.n2 <= args.n1:
         p.error("--n2 must be larger than --n1")
@@ -136,6 +137,8 @@ def main():
         for name, tls, mech in [("plain", False, None),
                                 ("tls+scram-sha-256", True, "SCRAM-SHA-256"),
                                 ("tls+scram-sha-1", True, "SCRAM-SHA-1")]:
+            if args.only and args.only not in name:
+                continue
             standin, port = start_standin(f"{args.build_dir}/bin/mongo-standin", certs, tls)
             try:
                 m = uri(port, certs, mech)
@@ -150,7 +153,8 @@ def main():
                 standin.terminate()
                 standin.wait()
             results[name] = per
-            extra = f"  (+{per - results['plain']:.0f} vs plain)" if name != "plain" else ""
+            extra = (f"  (+{per - results['plain']:.0f} vs plain)"
+                     if name != "plain" and "plain" in results else "")
             print(f"{name:20s} {per:12.0f} {unit} per /mongo request{extra}", flush=True)
 
 
