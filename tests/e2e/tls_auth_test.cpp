@@ -70,7 +70,7 @@ const server_options quick = {.args = {"--server-selection-timeout-ms", "1000", 
 
 }  // namespace
 
-TEST_CASE("/mongo and /readyz through TLS and SCRAM; each mechanism forced", "[e2e][tls]") {
+TEST_CASE("/mongo and /readyz through TLS and SCRAM, each mechanism forced", "[e2e][tls]") {
     auto db = tls_standin();
     for (const char* mechanism : {"SCRAM-SHA-256", "SCRAM-SHA-1"}) {
         INFO(mechanism);
@@ -90,7 +90,7 @@ TEST_CASE("/mongo and /readyz through TLS and SCRAM; each mechanism forced", "[e
     }
 }
 
-TEST_CASE("TLS and authentication failures: 503 naming the cause; counted; logged; no secret",
+TEST_CASE("TLS and authentication failures: 503 naming the cause, counted, logged, no secret",
           "[e2e][tls]") {
     struct failure {
         const char* name;
@@ -139,7 +139,7 @@ TEST_CASE("TLS and authentication failures: 503 naming the cause; counted; logge
     }
 }
 
-TEST_CASE("a client certificate with an encrypted key: accepted; its password never shown",
+TEST_CASE("a client certificate with an encrypted key: accepted, its password never shown",
           "[e2e][tls]") {
     auto db = tls_standin("server", {"--tls-ca", cert("ca.pem"), "--tls-require-client-cert"});
     const std::string key_password = read_file(certs() / "client-key-password");

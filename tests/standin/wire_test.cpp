@@ -215,7 +215,7 @@ TEST_CASE("OP_QUERY handshake is answered with OP_REPLY and the exact types", "[
     }
 }
 
-TEST_CASE("OP_MSG: kind-1 documents are merged; moreToCome gets no reply", "[mongo][wire]") {
+TEST_CASE("OP_MSG: kind-1 documents are merged, moreToCome gets no reply", "[mongo][wire]") {
     standin s;
     raw_connection c(s.port());
     auto body = json(R"({"insert": "t", "$db": "w"})");
@@ -249,7 +249,7 @@ TEST_CASE("OP_MSG: kind-1 documents are merged; moreToCome gets no reply", "[mon
     REQUIRE(bson_iter_int32(&it) == 1);
 }
 
-TEST_CASE("unknown command: ok 0.0; code int32 59; CommandNotFound", "[mongo][wire]") {
+TEST_CASE("unknown command: ok 0.0, code int32 59, CommandNotFound", "[mongo][wire]") {
     standin s;
     raw_connection c(s.port());
     auto r = command(c, json(R"({"frobnicate": 1, "$db": "admin"})").get());
@@ -342,7 +342,7 @@ TEST_CASE("malformed messages close their connection only", "[mongo][wire]") {
     REQUIRE(s.running());
 }
 
-TEST_CASE("standinFault over the wire: failNext; then healed", "[mongo][wire]") {
+TEST_CASE("standinFault over the wire: failNext, then healed", "[mongo][wire]") {
     standin s;
     raw_connection c(s.port());
     auto set = command(c, json(R"({"standinFault": 1, "failNext": 2, "failCode": 11600,
@@ -386,7 +386,7 @@ TEST_CASE("dropConnections closes every open connection", "[mongo][wire]") {
     REQUIRE(c.closed_by_server());
 }
 
-TEST_CASE("refused connections are closed at once; open ones keep working", "[mongo][wire]") {
+TEST_CASE("refused connections are closed at once, open ones keep working", "[mongo][wire]") {
     standin s;
     raw_connection open(s.port());
     auto ping = json(R"({"ping": 1, "$db": "admin"})");
@@ -473,7 +473,7 @@ bool answers_hello(raw_connection& c) {
 
 }  // namespace
 
-TEST_CASE("with users; only the handshake and SASL run before authentication", "[mongo][wire]") {
+TEST_CASE("with users, only the handshake and SASL run before authentication", "[mongo][wire]") {
     standin s({"--user", "ann:secret-1"});
     raw_connection c(s.port());
     CHECK(answers_hello(c));
@@ -489,7 +489,7 @@ TEST_CASE("with users; only the handshake and SASL run before authentication", "
     }
 }
 
-TEST_CASE("hello: saslSupportedMechs per user; speculativeAuthenticate answered", "[mongo][wire]") {
+TEST_CASE("hello: saslSupportedMechs per user, speculativeAuthenticate answered", "[mongo][wire]") {
     standin s({"--user", "ann:secret-1", "--user", "old:secret-2:SCRAM-SHA-1"});
     raw_connection c(s.port());
     auto mechs_of = [&](const char* user) {
@@ -608,7 +608,7 @@ TEST_CASE("malformed SASL payloads fail that conversation only", "[mongo][wire]"
     CHECK(answers_hello(bystander));
 }
 
-TEST_CASE("a huge SASL payload is refused; a 20 MB one too; without closing", "[mongo][wire]") {
+TEST_CASE("a huge SASL payload is refused, a 20 MB one too, without closing", "[mongo][wire]") {
     standin s({"--user", "ann:secret-1"});
     for (std::size_t size : {std::size_t(5000), std::size_t(20) << 20}) {
         CAPTURE(size);
@@ -635,7 +635,7 @@ TEST_CASE("a conversation that never finishes is closed after --auth-timeout-ms"
     CHECK(answers_hello(idle));
 }
 
-TEST_CASE("a plain client on a TLS port is closed; TLS options are checked", "[mongo][wire]") {
+TEST_CASE("a plain client on a TLS port is closed, TLS options are checked", "[mongo][wire]") {
     const std::string dir = std::string(MAKE_TEST_CERTS_DIR) + "-" + std::to_string(::getpid());
     REQUIRE(std::system((std::string(MAKE_TEST_CERTS) + " " + dir).c_str()) == 0);
     {
