@@ -73,6 +73,8 @@ asio::awaitable<reply> handlers::readyz() {
     try {
         auto ping = [&db = db_] { db.ping(); };
         co_await pool_.run(ping);
+    } catch (const db_connect_failed& e) {
+        co_return error_reply(503, e.summary());
     } catch (const db_unavailable&) {
         co_return error_reply(503, "database unavailable");
     } catch (const db_timeout&) {

@@ -92,6 +92,11 @@ std::string metrics::render(const blocking_pool& pool) const {
           load(db_timeouts));
     count("coroserve_db_errors_total", "Database calls answered with an error (502).",
           load(db_errors));
+    out +=
+        "# HELP coroserve_db_connect_failures_total Database calls that could not set up a "
+        "connection (503), by cause.\n# TYPE coroserve_db_connect_failures_total counter\n";
+    add("coroserve_db_connect_failures_total{cause=\"auth\"} %llu\n", load(db_connect_failures[0]));
+    add("coroserve_db_connect_failures_total{cause=\"tls\"} %llu\n", load(db_connect_failures[1]));
     return out;
 }
 

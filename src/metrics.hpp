@@ -29,6 +29,8 @@ class metrics {
     std::atomic<std::uint64_t> header_timeouts{0}, idle_timeouts{0}, write_timeouts{0};
     std::atomic<std::uint64_t> bad_requests{0}, headers_too_large{0}, bodies_too_large{0};
     std::atomic<std::uint64_t> db_unavailable{0}, db_timeouts{0}, db_errors{0};
+    // Database connections that could not be set up, by cause: [0] authentication, [1] TLS.
+    std::array<std::atomic<std::uint64_t>, 2> db_connect_failures{};
 
     std::string render(const blocking_pool& pool) const;
 

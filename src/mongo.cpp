@@ -4,7 +4,11 @@
 
 #include <mongoc/mongoc.h>
 
+#include <atomic>
+#include <cstdio>
 #include <mutex>
+#include <optional>
+#include <string_view>
 
 #include "bson_json.hpp"
 
@@ -44,9 +48,28 @@ class client_lease {
     mongoc_client_t* client_;
 };
 
+// libmongoc's own warnings ("Failed authentication to HOST", TLS errors) come once per
+// connection attempt, i.e. once per request while the database refuses us: at most one line
+// a second here too, like the router's failure lines. Debug and trace output is dropped.
+void log_from_driver(mongoc_log_level_t level, const char* domain, const char* message, void*) {
+    if (level > MONGOC_LOG_LEVEL_INFO) return;
+    using namespace std::chrono;
+    static std::atomic<std::int64_t> next_ms{0};
+    static std::atomic<unsigned> suppressed{0};
+    auto now = duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+    auto next = next_ms.load(std::memory_order_relaxed);
+    if (now < next || !next_ms.compare_exchange_strong(next, now + 1000)) {
+        suppressed.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    std::fprintf(stderr, "coroserve: libmongoc %s %s: %s (%u similar lines suppressed)\n",
+                 mongoc_log_level_str(level), domain, message, suppressed.exchange(0));
+}
+
 void init_driver_once() {
     static std::once_flag once;
     std::call_once(once, [] {
+        mongoc_log_set_handler(log_from_driver, nullptr);
         mongoc_init();
         std::atexit(mongoc_cleanup);
     });
@@ -56,10 +79,28 @@ void set_default(mongoc_uri_t* uri, const char* option, std::int32_t value) {
     if (!mongoc_uri_has_option(uri, option)) mongoc_uri_set_option_as_int32(uri, option, value);
 }
 
+// Authentication and TLS failures, told apart from an unreachable server. libmongoc reports
+// them as a client error (authentication) or inside the server-selection message that
+// lists why each server was unsuitable; its messages carry no credentials.
+std::optional<db_connect_failed::cause> connect_failure(const bson_error_t& error) {
+    const std::string_view what = error.message;
+    constexpr std::uint32_t server_authentication_failed = 18;
+    if ((error.domain == MONGOC_ERROR_CLIENT && error.code == MONGOC_ERROR_CLIENT_AUTHENTICATE) ||
+        (error.domain == MONGOC_ERROR_SERVER && error.code == server_authentication_failed) ||
+        what.find("uthentication failed") != std::string_view::npos)
+        return db_connect_failed::cause::auth;
+    if (what.find("TLS handshake failed") != std::string_view::npos ||
+        what.find("certificate") != std::string_view::npos ||
+        what.find("SSL") != std::string_view::npos || what.find("TLS") != std::string_view::npos)
+        return db_connect_failed::cause::tls;
+    return std::nullopt;
+}
+
 [[noreturn]] void throw_for(const bson_error_t& error, clock::duration elapsed,
                             std::chrono::milliseconds deadline) {
     constexpr std::uint32_t max_time_ms_expired = 50;
     std::string what = error.message;
+    if (auto cause = connect_failure(error)) throw db_connect_failed{*cause, what};
     if (error.code == max_time_ms_expired ||
         (error.domain == MONGOC_ERROR_STREAM && elapsed >= deadline))
         throw db_timeout{what};

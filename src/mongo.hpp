@@ -17,6 +17,18 @@ namespace coroserve {
 struct db_unavailable : std::runtime_error {  // no server reachable: 503
     using std::runtime_error::runtime_error;
 };
+// The server is reachable but the connection to it cannot be set up: the TLS handshake or
+// the authentication failed. Still a 503, but the cause is named (to the client, the log
+// and /metrics) because retrying will not help until the configuration is fixed.
+struct db_connect_failed : db_unavailable {
+    enum class cause { auth, tls };
+    db_connect_failed(cause c, const std::string& what) : db_unavailable(what), why(c) {}
+    cause why;
+    const char* summary() const {  // safe for clients: no detail, no secret
+        return why == cause::auth ? "database authentication failed"
+                                  : "database TLS handshake failed";
+    }
+};
 struct db_timeout : std::runtime_error {  // the query passed its deadline: 504
     using std::runtime_error::runtime_error;
 };

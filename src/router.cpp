@@ -50,6 +50,15 @@ void log_failure(const char* kind, const char* detail) {
                  suppressed.exchange(0));
 }
 
+// A TLS or authentication failure: counted by cause, logged (rate-limited) with libmongoc's
+// reason, answered with the cause alone.
+reply connect_failure_reply(handlers& h, const db_connect_failed& e) {
+    const bool auth = e.why == db_connect_failed::cause::auth;
+    h.stats().db_connect_failures[auth ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
+    log_failure(e.summary(), e.what());
+    return error_reply(503, e.summary(), 1);
+}
+
 }  // namespace
 
 bool valid_collection_name(std::string_view name) {
@@ -162,6 +171,8 @@ boost::asio::awaitable<reply> dispatch_request(handlers& h, const route_match& m
         co_return r;
     } catch (const pool_overloaded&) {
         co_return error_reply(503, "server overloaded, retry later", 1);
+    } catch (const db_connect_failed& e) {
+        co_return connect_failure_reply(h, e);
     } catch (const db_unavailable& e) {
         h.stats().db_unavailable.fetch_add(1, std::memory_order_relaxed);
         log_failure("database unavailable", e.what());

@@ -21,10 +21,12 @@ fi
 # `catch2` is Catch2 2.13 on Debian 12 but 3.4 on Ubuntu 24.04 (catch2/catch_all.hpp, no
 # catch2/catch.hpp; Ubuntu's `catch` is 1.12): there the tests build only if they accept 3.x.
 # Nothing is fetched from outside the distro's archive.
-build=(cmake ninja-build g++ pkg-config "${boost[@]}" libmongoc-dev libbson-dev catch2)
+# libssl-dev: the stand-in's TLS and SCRAM (OpenSSL through Asio's ssl stream).
+build=(cmake ninja-build g++ pkg-config "${boost[@]}" libmongoc-dev libbson-dev catch2 libssl-dev)
 # Real drivers that the stand-in's tests talk through, and the clang runtime for the fuzzer.
+# openssl: the CLI that generates the throw-away test certificates (make-test-certs.sh).
 test=(python3-pymongo python3-motor nodejs npm golang-go golang-mongodb-mongo-driver-dev
-      clang-14 libclang-rt-14-dev)
+      clang-14 libclang-rt-14-dev openssl)
 bench=(wrk nginx-light python3-flask python3-gevent python3-tornado python3-motor
        python3-pymongo python3-matplotlib gunicorn uwsgi uwsgi-plugin-python3 uwsgi-plugin-gevent-python3
        nodejs npm golang-go golang-mongodb-mongo-driver-dev procps util-linux

@@ -113,7 +113,7 @@ TEST_CASE("standin fixture: faults through stdin, stop and start on the same por
     REQUIRE(s.state().find("latency=0") != std::string::npos);  // a fresh process
 }
 
-TEST_CASE("standin: --latency-ms sets the initial latency; SIGINT also exits 0",
+TEST_CASE("standin: --latency-ms sets the initial latency, SIGINT also exits 0",
           "[mongo][fixture]") {
     standin s({"--latency-ms", "25"});
     REQUIRE(s.state().find("latency=25 ") != std::string::npos);

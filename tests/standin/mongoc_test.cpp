@@ -431,7 +431,7 @@ TEST_CASE("seed files: one document, an array, or JSON lines", "[mongo][mongoc][
     REQUIRE(BSON_ITER_HOLDS_OID(&it));  // given one by the stand-in
 }
 
-TEST_CASE("mongo-seed loads files; mongo-driver-load reads them back", "[mongo][mongoc][tools]") {
+TEST_CASE("mongo-seed loads files, mongo-driver-load reads them back", "[mongo][mongoc][tools]") {
     standin s;
     const std::string data = standin::data_dir();
     test_support::child_process seed({MONGO_SEED_EXE, "--uri", s.uri(),

@@ -9,7 +9,10 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <functional>
 #include <optional>
 #include <random>
 #include <string>
@@ -383,7 +386,7 @@ TEST_CASE("dropConnections closes every open connection", "[mongo][wire]") {
     REQUIRE(c.closed_by_server());
 }
 
-TEST_CASE("refused connections are closed at once; open ones keep working", "[mongo][wire]") {
+TEST_CASE("refused connections are closed at once, open ones keep working", "[mongo][wire]") {
     standin s;
     raw_connection open(s.port());
     auto ping = json(R"({"ping": 1, "$db": "admin"})");
@@ -416,4 +419,248 @@ TEST_CASE("randomly corrupted messages never take the process down", "[mongo][wi
     }
     require_serving(s);
     REQUIRE(s.running());
+}
+
+// ---- Authentication (SCRAM) and TLS at the byte level ----
+
+namespace {
+
+int32_t code_of(const bson_t* doc) {
+    bson_iter_t it;
+    return bson_iter_init_find(&it, doc, "code") && BSON_ITER_HOLDS_INT32(&it)
+               ? bson_iter_int32(&it)
+               : 0;
+}
+
+std::string payload_of(const bson_t* doc) {
+    bson_iter_t it;
+    if (!bson_iter_init_find(&it, doc, "payload") || !BSON_ITER_HOLDS_BINARY(&it)) return {};
+    bson_subtype_t subtype;
+    uint32_t len = 0;
+    const uint8_t* data = nullptr;
+    bson_iter_binary(&it, &subtype, &len, &data);
+    return {reinterpret_cast<const char*>(data), len};
+}
+
+// {saslStart: 1, mechanism, payload: BinData(0, payload), $db: "admin"}
+bson_owner sasl_start(const std::string& payload, const char* mechanism = "SCRAM-SHA-256") {
+    bson_owner b(bson_new());
+    BSON_APPEND_INT32(b.doc, "saslStart", 1);
+    BSON_APPEND_UTF8(b.doc, "mechanism", mechanism);
+    bson_append_binary(b.doc, "payload", 7, BSON_SUBTYPE_BINARY,
+                       reinterpret_cast<const uint8_t*>(payload.data()),
+                       static_cast<uint32_t>(payload.size()));
+    BSON_APPEND_UTF8(b.doc, "$db", "admin");
+    return b;
+}
+
+bson_owner sasl_continue(int32_t conversation, const std::string& payload) {
+    bson_owner b(bson_new());
+    BSON_APPEND_INT32(b.doc, "saslContinue", 1);
+    BSON_APPEND_INT32(b.doc, "conversationId", conversation);
+    bson_append_binary(b.doc, "payload", 7, BSON_SUBTYPE_BINARY,
+                       reinterpret_cast<const uint8_t*>(payload.data()),
+                       static_cast<uint32_t>(payload.size()));
+    BSON_APPEND_UTF8(b.doc, "$db", "admin");
+    return b;
+}
+
+// A connection that still answers: hello runs before authentication too.
+bool answers_hello(raw_connection& c) {
+    auto reply = command(c, json(R"({"hello": 1, "$db": "admin"})").get());
+    return ok_of(reply.get()) == 1.0;
+}
+
+}  // namespace
+
+TEST_CASE("with users, only the handshake and SASL run before authentication", "[mongo][wire]") {
+    standin s({"--user", "ann:secret-1"});
+    raw_connection c(s.port());
+    CHECK(answers_hello(c));
+    for (const char* cmd : {R"({"ping": 1, "$db": "admin"})", R"({"find": "t", "$db": "x"})",
+                            R"({"standinFault": 1, "$db": "admin"})"}) {
+        CAPTURE(cmd);
+        auto reply = command(c, json(cmd).get());
+        CHECK(ok_of(reply.get()) == 0.0);
+        CHECK(code_of(reply.get()) == 13);
+        bson_iter_t it;
+        REQUIRE(bson_iter_init_find(&it, reply.get(), "codeName"));
+        CHECK(std::string(bson_iter_utf8(&it, nullptr)) == "Unauthorized");
+    }
+}
+
+TEST_CASE("hello: saslSupportedMechs per user, speculativeAuthenticate answered", "[mongo][wire]") {
+    standin s({"--user", "ann:secret-1", "--user", "old:secret-2:SCRAM-SHA-1"});
+    raw_connection c(s.port());
+    auto mechs_of = [&](const char* user) {
+        bson_owner hello(bson_new());
+        BSON_APPEND_INT32(hello.doc, "hello", 1);
+        BSON_APPEND_UTF8(hello.doc, "saslSupportedMechs", user);
+        BSON_APPEND_UTF8(hello.doc, "$db", "admin");
+        auto reply = command(c, hello.get());
+        std::vector<std::string> out;
+        bson_iter_t it, m;
+        if (bson_iter_init_find(&it, reply.get(), "saslSupportedMechs") &&
+            bson_iter_recurse(&it, &m))
+            while (bson_iter_next(&m)) out.emplace_back(bson_iter_utf8(&m, nullptr));
+        return out;
+    };
+    CHECK(mechs_of("admin.ann") == std::vector<std::string>{"SCRAM-SHA-1", "SCRAM-SHA-256"});
+    CHECK(mechs_of("admin.old") == std::vector<std::string>{"SCRAM-SHA-1"});
+    CHECK(mechs_of("admin.nobody").empty());
+    CHECK(mechs_of("other.ann").empty());  // users live in admin
+
+    auto start = sasl_start("n,,n=ann,r=clientnonce");
+    bson_owner hello(bson_new());
+    BSON_APPEND_INT32(hello.doc, "hello", 1);
+    bson_t spec;
+    BSON_APPEND_DOCUMENT_BEGIN(hello.doc, "speculativeAuthenticate", &spec);
+    bson_iter_t it;
+    bson_iter_init(&it, start.get());
+    while (bson_iter_next(&it))
+        if (std::string(bson_iter_key(&it)) != "$db") bson_append_iter(&spec, nullptr, 0, &it);
+    BSON_APPEND_UTF8(&spec, "db", "admin");
+    bson_append_document_end(hello.doc, &spec);
+    BSON_APPEND_UTF8(hello.doc, "$db", "admin");
+    auto reply = command(c, hello.get());
+    bson_iter_t sub;
+    REQUIRE(bson_iter_init_find(&it, reply.get(), "speculativeAuthenticate"));
+    REQUIRE(BSON_ITER_HOLDS_DOCUMENT(&it));
+    uint32_t len = 0;
+    const uint8_t* data = nullptr;
+    bson_iter_document(&it, &len, &data);
+    bson_t doc;
+    REQUIRE(bson_init_static(&doc, data, len));
+    CHECK(type_of(&doc, "conversationId") == BSON_TYPE_INT32);
+    REQUIRE(bson_iter_init_find(&sub, &doc, "done"));
+    CHECK(!bson_iter_bool(&sub));
+    const std::string server_first = payload_of(&doc);
+    CHECK(server_first.rfind("r=clientnonce", 0) == 0);  // our nonce, extended by the server
+    CHECK(server_first.size() > std::string("r=clientnonce").size() + 20);
+    CHECK(server_first.find(",s=") != std::string::npos);
+    CHECK(server_first.find(",i=4096") != std::string::npos);
+}
+
+TEST_CASE("malformed SASL payloads fail that conversation only", "[mongo][wire]") {
+    standin s({"--user", "ann:secret-1"});
+    raw_connection bystander(s.port());
+    // bson_owner is not copyable safely: each case builds its body when it runs.
+    struct bad {
+        const char* what;
+        std::function<bson_owner()> body;
+        int32_t code;
+    };
+    const std::vector<bad> cases = {
+        {"no payload",
+         [] { return json(R"({"saslStart": 1, "mechanism": "SCRAM-SHA-256", "$db": "admin"})"); },
+         18},
+        {"payload of the wrong type",
+         [] {
+             return json(
+                 R"({"saslStart": 1, "mechanism": "SCRAM-SHA-256", "payload": 5, "$db": "admin"})");
+         },
+         18},
+        {"unknown mechanism", [] { return sasl_start("n,,n=ann,r=x", "PLAIN"); }, 334},
+        {"empty payload", [] { return sasl_start(""); }, 18},
+        {"channel binding asked for", [] { return sasl_start("p=tls-unique,,n=ann,r=x"); }, 18},
+        {"no nonce", [] { return sasl_start("n,,n=ann"); }, 18},
+        {"attributes out of order", [] { return sasl_start("n,,r=x,n=ann"); }, 18},
+        {"bad escape in the user name", [] { return sasl_start("n,,n=a=ZZn,r=x"); }, 18},
+        {"binary garbage", [] { return sasl_start(std::string("n,,\0\xff\xfe,r=\x01", 10)); }, 18},
+        {"unknown user", [] { return sasl_start("n,,n=nobody,r=x"); }, 18},
+        {"saslContinue without saslStart", [] { return sasl_continue(1, "c=biws,r=x,p=AAAA"); },
+         18},
+    };
+    for (const auto& b : cases) {
+        CAPTURE(b.what);
+        raw_connection c(s.port());
+        auto reply = command(c, b.body().get());
+        CHECK(ok_of(reply.get()) == 0.0);
+        CHECK(code_of(reply.get()) == b.code);
+        CHECK(answers_hello(c));  // an error, not a closed connection
+    }
+
+    // A started conversation, then a broken client-final: each fails and resets it.
+    for (const std::string& final_message :
+         {std::string("c=biws,r=WRONGNONCE,p=AAAA"), std::string("c=biws"),
+          std::string("c=eHl6,r=@NONCE@,p=AAAA"), std::string("c=biws,r=@NONCE@,p=not*base64"),
+          std::string("c=biws,r=@NONCE@,p=AAAA"),  // a proof of the wrong length
+          std::string("c=biws,r=@NONCE@,p=") + std::string(44, 'A')}) {  // wrong proof
+        CAPTURE(final_message);
+        raw_connection c(s.port());
+        auto first = command(c, sasl_start("n,,n=ann,r=abc").get());
+        REQUIRE(ok_of(first.get()) == 1.0);
+        const std::string server_first = payload_of(first.get());
+        const std::string nonce = server_first.substr(2, server_first.find(',') - 2);
+        std::string msg = final_message;
+        if (auto at = msg.find("@NONCE@"); at != std::string::npos) msg.replace(at, 7, nonce);
+        bson_iter_t it;
+        REQUIRE(bson_iter_init_find(&it, first.get(), "conversationId"));
+        auto reply = command(c, sasl_continue(bson_iter_int32(&it), msg).get());
+        CHECK(ok_of(reply.get()) == 0.0);
+        CHECK(code_of(reply.get()) == 18);
+        // The conversation is over: continuing it fails too, and nothing is authorized.
+        auto again = command(c, sasl_continue(bson_iter_int32(&it), msg).get());
+        CHECK(code_of(again.get()) == 18);
+        auto ping = command(c, json(R"({"ping": 1, "$db": "admin"})").get());
+        CHECK(code_of(ping.get()) == 13);
+    }
+    CHECK(answers_hello(bystander));
+}
+
+TEST_CASE("a huge SASL payload is refused, a 20 MB one too, without closing", "[mongo][wire]") {
+    standin s({"--user", "ann:secret-1"});
+    for (std::size_t size : {std::size_t(5000), std::size_t(20) << 20}) {
+        CAPTURE(size);
+        raw_connection c(s.port());
+        auto reply = command(c, sasl_start("n,,n=ann,r=" + std::string(size, 'x')).get());
+        CHECK(ok_of(reply.get()) == 0.0);
+        CHECK(code_of(reply.get()) == 18);
+        bson_iter_t it;
+        REQUIRE(bson_iter_init_find(&it, reply.get(), "errmsg"));
+        CHECK(std::string(bson_iter_utf8(&it, nullptr)) == "SASL payload too large");
+        CHECK(answers_hello(c));
+    }
+}
+
+TEST_CASE("a conversation that never finishes is closed after --auth-timeout-ms", "[mongo][wire]") {
+    standin s({"--user", "ann:secret-1", "--auth-timeout-ms", "300"});
+    raw_connection idle(s.port());  // no conversation: not subject to the timeout
+    raw_connection c(s.port());
+    auto first = command(c, sasl_start("n,,n=ann,r=abc").get());
+    REQUIRE(ok_of(first.get()) == 1.0);
+    const auto start = std::chrono::steady_clock::now();
+    CHECK(c.closed_by_server());  // within the 5 s receive timeout
+    CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(250));
+    CHECK(answers_hello(idle));
+}
+
+TEST_CASE("a plain client on a TLS port is closed, TLS options are checked", "[mongo][wire]") {
+    const std::string dir = std::string(MAKE_TEST_CERTS_DIR) + "-" + std::to_string(::getpid());
+    REQUIRE(std::system((std::string(MAKE_TEST_CERTS) + " " + dir).c_str()) == 0);
+    {
+        standin s({"--tls-cert", dir + "/server.pem", "--tls-key", dir + "/server.key"});
+        for (int i = 0; i < 3; ++i) {
+            raw_connection c(s.port());
+            c.send(message(op_msg, 1, op_msg_payload(json(R"({"ping": 1, "$db": "a"})").get())));
+            CHECK(c.closed_by_server());
+        }
+        CHECK(s.running());
+        CHECK(s.state().rfind("ok ", 0) == 0);  // still answering its controls
+    }
+    // Bad TLS options: refused at start with a message, never a half-configured server.
+    for (std::vector<std::string> args :
+         {std::vector<std::string>{"--tls-cert", dir + "/server.pem"},
+          {"--tls-cert", dir + "/server.pem", "--tls-key", dir + "/missing.key"},
+          {"--tls-cert", dir + "/server.pem", "--tls-key", dir + "/other-ca.key"},
+          {"--tls-cert", dir + "/server.pem", "--tls-key", dir + "/server.key",
+           "--tls-require-client-cert"},
+          {"--user", "ann"},
+          {"--user", "ann:pw:SCRAM-MD5"},
+          {"--user", "ann:caf\xc3\xa9"},  // non-ASCII for SCRAM-SHA-256: refused, not guessed
+          {"--user-env", "ann:COROSERVE_NO_SUCH_VARIABLE"}}) {
+        CAPTURE(args);
+        CHECK_THROWS_AS(standin(args), std::runtime_error);
+    }
+    std::filesystem::remove_all(dir);
 }

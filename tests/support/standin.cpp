@@ -94,4 +94,9 @@ void standin::start() {
     }
 }
 
+void standin::start(std::vector<std::string> extra_args) {
+    extra_args_ = std::move(extra_args);
+    start();
+}
+
 }  // namespace test_support

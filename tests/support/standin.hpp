@@ -38,6 +38,8 @@ class standin {
     // starts again from the --seed files: inserted documents are lost).
     void stop();
     void start();
+    // start() with other arguments from now on (e.g. the right user after a wrong one).
+    void start(std::vector<std::string> extra_args);
     bool running() const { return process_ != nullptr; }
 
     // --seed arguments for the benchmark's documents, as tools/run.sh passes them:

@@ -26,6 +26,7 @@ struct call {
     bson_iter_t command;  // the first field: {find: "coll", ...} -> "coll"
     std::string_view db;
     int32_t connection_id;
+    auth_state& auth;
     bson_t* reply;
 
     std::string ns(std::string_view coll) const {
@@ -133,6 +134,7 @@ void hello(call& c) {
     BSON_APPEND_INT32(r, "minWireVersion", 0);
     BSON_APPEND_INT32(r, "maxWireVersion", 17);
     BSON_APPEND_BOOL(r, "readOnly", false);
+    append_hello_auth(c.s.users, c.auth, c.body, r);
     ok(r);
 }
 
@@ -420,9 +422,9 @@ bool is_handshake(std::string_view name) {
 }  // namespace
 
 command_result run_command(services& s, std::span<const uint8_t> body, int32_t connection_id,
-                           bson_t* reply) {
+                           auth_state& auth, bson_t* reply) {
     bson_view view(body);
-    call c{s, view.get(), {}, {}, {}, connection_id, reply};
+    call c{s, view.get(), {}, {}, {}, connection_id, auth, reply};
     if (!bson_iter_init(&c.command, c.body) || !bson_iter_next(&c.command)) {
         fail(reply, code_command_not_found, "empty command document", "CommandNotFound");
         return {};
@@ -437,6 +439,18 @@ command_result run_command(services& s, std::span<const uint8_t> body, int32_t c
     }
     if (c.db.empty()) {
         fail(reply, code_missing_db, "OP_MSG requests require a $db argument", "Location40571");
+        return {};
+    }
+    if (c.name == "saslStart") {
+        sasl_start(s.users, auth, c.body, c.db, reply);
+        return {};
+    }
+    if (c.name == "saslContinue") {
+        sasl_continue(s.users, auth, c.body, reply);
+        return {};
+    }
+    if (!s.users.empty() && !auth.authenticated) {
+        fail_unauthorized(reply, c.name);
         return {};
     }
     if (c.name == "standinFault") return standin_fault(c);

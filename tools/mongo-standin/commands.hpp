@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <span>
 
+#include "auth.hpp"
 #include "faults.hpp"
 #include "store.hpp"
 
@@ -16,6 +17,7 @@ struct services {
     store& db;
     cursor_table& cursors;
     fault_state& faults;
+    const user_table& users;  // empty: authentication is off
 };
 
 struct command_result {
@@ -23,8 +25,9 @@ struct command_result {
 };
 
 // Writes the reply to the command in `body` into `reply` (an empty document).
-// `connection_id` is reported by hello.
+// `connection_id` is reported by hello; `auth` is the connection's authentication: with
+// users configured, only hello, saslStart and saslContinue run before it succeeds.
 command_result run_command(services& s, std::span<const uint8_t> body, int32_t connection_id,
-                           bson_t* reply);
+                           auth_state& auth, bson_t* reply);
 
 }  // namespace standin

@@ -8,8 +8,11 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <charconv>
 #include <csignal>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -42,6 +45,21 @@ A MongoDB wire-protocol stand-in for tests and benchmarks (in memory, single nod
                        "refuse on|off", "drop", "fail N CODE [message]", "state";
                        each is answered by one "ok ..." line on stdout. End of stdin stops
                        the stand-in.
+  --tls-cert FILE      serve TLS only (a plain client is closed after the failed
+  --tls-key FILE       handshake): the server certificate chain and its key, PEM
+  --tls-ca FILE        CA bundle (PEM) that client certificates are verified against
+  --tls-require-client-cert
+                       refuse clients without a certificate signed by --tls-ca
+  --user NAME:PASSWORD[:MECHANISMS]
+                       require authentication (SCRAM) as this user of the admin
+                       database; repeatable. MECHANISMS: SCRAM-SHA-1,SCRAM-SHA-256
+                       (the default: both). Without any user, no authentication.
+  --user-env NAME:VAR[:MECHANISMS]
+                       the same, the password read from environment variable VAR
+  --user-file NAME:PATH[:MECHANISMS]
+                       the same, the password read from file PATH (one line)
+  --auth-timeout-ms N  close a connection whose SASL conversation waits longer than
+                       N ms for its next message (default 30000)
   --help               this text
 
 At run time the admin command {standinFault: 1, latencyMs, refuseConnections,
@@ -56,6 +74,10 @@ struct options {
     int threads = 1;
     int message_timeout_ms = 30'000;
     bool control_stdin = false;
+    std::string tls_cert, tls_key, tls_ca;
+    bool require_client_cert = false;
+    standin::user_table users;
+    int auth_timeout_ms = 30'000;
 };
 
 struct usage_error : std::runtime_error {
@@ -69,6 +91,39 @@ int to_int(const std::string& flag, const std::string& value, int min, int max) 
         throw usage_error(flag + " expects an integer in [" + std::to_string(min) + ", " +
                           std::to_string(max) + "], got '" + value + "'");
     return v;
+}
+
+// --user NAME:PASSWORD, --user-env NAME:VAR, --user-file NAME:PATH (each [:MECHANISMS]).
+// The error messages never repeat a password.
+void add_user(standin::user_table& users, const std::string& flag, const std::string& text) {
+    standin::user_spec spec;
+    try {
+        spec = standin::parse_user_spec(text);
+    } catch (const std::invalid_argument&) {
+        throw usage_error(flag + " expects NAME:" +
+                          (flag == "--user"       ? "PASSWORD"
+                           : flag == "--user-env" ? "VAR"
+                                                  : "PATH") +
+                          "[:MECHANISMS]");
+    }
+    std::string password;
+    if (flag == "--user") {
+        password = std::move(spec.secret);
+    } else if (flag == "--user-env") {
+        const char* v = std::getenv(spec.secret.c_str());
+        if (!v) throw usage_error(flag + ": environment variable " + spec.secret + " is not set");
+        password = v;
+    } else {
+        std::ifstream in(spec.secret);
+        if (!in || !std::getline(in, password))
+            throw usage_error(flag + ": cannot read a password from " + spec.secret);
+        if (!password.empty() && password.back() == '\r') password.pop_back();
+    }
+    try {
+        users.add(spec.name, password, spec.mechanisms);
+    } catch (const std::invalid_argument& e) {
+        throw usage_error(flag + ": " + e.what());
+    }
 }
 
 options parse_options(int argc, char** argv) {
@@ -100,11 +155,53 @@ options parse_options(int argc, char** argv) {
             opt.threads = to_int(flag, value(), 1, 256);
         } else if (flag == "--control-stdin") {
             opt.control_stdin = true;
+        } else if (flag == "--tls-cert") {
+            opt.tls_cert = value();
+        } else if (flag == "--tls-key") {
+            opt.tls_key = value();
+        } else if (flag == "--tls-ca") {
+            opt.tls_ca = value();
+        } else if (flag == "--tls-require-client-cert") {
+            opt.require_client_cert = true;
+        } else if (flag == "--user" || flag == "--user-env" || flag == "--user-file") {
+            add_user(opt.users, flag, value());
+        } else if (flag == "--auth-timeout-ms") {
+            opt.auth_timeout_ms = to_int(flag, value(), 1, 3'600'000);
         } else {
             throw usage_error("unknown option '" + flag + "'");
         }
     }
+    if (opt.tls_cert.empty() != opt.tls_key.empty())
+        throw usage_error("--tls-cert and --tls-key go together");
+    if ((!opt.tls_ca.empty() || opt.require_client_cert) && opt.tls_cert.empty())
+        throw usage_error("--tls-ca and --tls-require-client-cert need --tls-cert/--tls-key");
+    if (opt.require_client_cert && opt.tls_ca.empty())
+        throw usage_error("--tls-require-client-cert needs --tls-ca");
     return opt;
+}
+
+// The server side of TLS; throws usage_error naming the file that could not be used.
+std::unique_ptr<asio::ssl::context> make_tls_context(const options& opt) {
+    auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                     asio::ssl::context::no_tlsv1_1);
+    auto load = [](const char* flag, const std::string& file, auto&& fn) {
+        boost::system::error_code ec;
+        fn(ec);
+        if (ec) throw usage_error(std::string(flag) + " " + file + ": " + ec.message());
+    };
+    load("--tls-cert", opt.tls_cert,
+         [&](auto& ec) { ctx->use_certificate_chain_file(opt.tls_cert, ec); });
+    load("--tls-key", opt.tls_key,
+         [&](auto& ec) { ctx->use_private_key_file(opt.tls_key, asio::ssl::context::pem, ec); });
+    if (!opt.tls_ca.empty()) {
+        load("--tls-ca", opt.tls_ca, [&](auto& ec) { ctx->load_verify_file(opt.tls_ca, ec); });
+        ctx->set_verify_mode(
+            asio::ssl::verify_peer |
+            (opt.require_client_cert ? asio::ssl::verify_fail_if_no_peer_cert : 0));
+    }
+    return ctx;
 }
 
 void seed(standin::store& db, const std::vector<standin::seed_spec>& seeds) {
@@ -126,8 +223,10 @@ void seed(standin::store& db, const std::vector<standin::seed_spec>& seeds) {
 
 int main(int argc, char** argv) {
     options opt;
+    std::unique_ptr<asio::ssl::context> tls;
     try {
         opt = parse_options(argc, argv);
+        if (!opt.tls_cert.empty()) tls = make_tls_context(opt);
     } catch (const usage_error& e) {
         std::cerr << "mongo-standin: " << e.what() << " (see --help)\n";
         return 2;
@@ -163,12 +262,14 @@ int main(int argc, char** argv) {
     }
     std::cout << acceptor->local_endpoint().port() << std::endl;
     std::cerr << "mongo-standin: listening on " << acceptor->local_endpoint() << " with "
-              << opt.threads << " thread(s)\n";
+              << opt.threads << " thread(s)" << (tls ? ", TLS" : "")
+              << (opt.users.empty() ? "" : ", authentication required") << "\n";
 
     std::vector<asio::io_context*> ptrs;
     for (auto& c : contexts) ptrs.push_back(c.get());
-    srv.emplace(ptrs, *acceptor, standin::services{db, cursors, faults},
-                std::chrono::milliseconds(opt.message_timeout_ms));
+    srv.emplace(ptrs, *acceptor, standin::services{db, cursors, faults, opt.users},
+                std::chrono::milliseconds(opt.message_timeout_ms), tls.get(),
+                std::chrono::milliseconds(opt.auth_timeout_ms));
 
     auto stop = [&] {
         for (auto& c : contexts) c->stop();

@@ -13,12 +13,14 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/read_until.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <charconv>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "wire.hpp"
@@ -67,11 +69,14 @@ std::size_t connection_registry::size() const {
 }
 
 server::server(std::vector<asio::io_context*> contexts, tcp::acceptor& acceptor, services svc,
-               std::chrono::milliseconds message_timeout)
+               std::chrono::milliseconds message_timeout, asio::ssl::context* tls,
+               std::chrono::milliseconds auth_timeout)
     : contexts_(std::move(contexts)),
       acceptor_(acceptor),
       svc_(svc),
-      message_timeout_(message_timeout) {}
+      message_timeout_(message_timeout),
+      tls_(tls),
+      auth_timeout_(auth_timeout) {}
 
 asio::awaitable<void> server::accept_loop() {
     std::size_t next = 0;
@@ -89,15 +94,30 @@ asio::awaitable<void> server::accept_loop() {
 
 namespace {
 
-using buffered_input = asio::buffered_read_stream<tcp::socket&>;
-
 // Reads one whole message: its header into `h`, the rest into `payload`. False ends the
-// session: the peer closed, or the message is too long or too slow (logged).
-asio::awaitable<bool> read_message(buffered_input& input, wire::header& h,
-                                   std::vector<uint8_t>& payload, asio::steady_timer& deadline,
-                                   std::chrono::milliseconds timeout, int32_t id) {
+// session: the peer closed, or the message is too long or too slow (logged). With
+// `header_within` set (a SASL conversation is waiting), the header must come in time too.
+template <class Input>
+asio::awaitable<bool> read_message(Input& input, wire::header& h, std::vector<uint8_t>& payload,
+                                   asio::steady_timer& deadline, std::chrono::milliseconds timeout,
+                                   int32_t id,
+                                   std::optional<std::chrono::milliseconds> header_within) {
     std::array<uint8_t, wire::header_size> head;
-    auto [ec, n] = co_await asio::async_read(input, asio::buffer(head), use_tuple);
+    boost::system::error_code ec;
+    std::size_t n = 0;
+    if (header_within && input.in_avail() < head.size()) {
+        deadline.expires_after(*header_within);
+        auto first = co_await (asio::async_read(input, asio::buffer(head), use_tuple) ||
+                               deadline.async_wait(use_tuple));
+        if (first.index() == 1) {
+            std::cerr << "mongo-standin: connection " << id
+                      << ": authentication conversation not finished in time, closing\n";
+            co_return false;
+        }
+        std::tie(ec, n) = std::get<0>(first);
+    } else {
+        std::tie(ec, n) = co_await asio::async_read(input, asio::buffer(head), use_tuple);
+    }
     if (ec) co_return false;  // closed, reset or dropped: nothing to report
     h = wire::parse_header(head);
     if (h.length < int32_t(wire::header_size) || h.length > wire::max_message_size) {
@@ -134,19 +154,46 @@ asio::awaitable<void> server::session(tcp::socket socket, int32_t id) {
         ~unregister() { r.remove(key); }
     } guard{connections_, key};
 
+    if (!tls_) co_return co_await serve(socket, socket, id);
+
+    asio::ssl::stream<tcp::socket&> stream(socket, *tls_);
+    asio::steady_timer deadline(socket.get_executor());
+    deadline.expires_after(message_timeout_);
+    auto first = co_await (stream.async_handshake(asio::ssl::stream_base::server, use_tuple) ||
+                           deadline.async_wait(use_tuple));
+    if (first.index() == 1) {
+        std::cerr << "mongo-standin: connection " << id << ": no TLS handshake in time, closing\n";
+        co_return;
+    }
+    if (auto [ec] = std::get<0>(first); ec) {
+        // A plain client, an unknown CA, a missing client certificate: one line, one close.
+        std::cerr << "mongo-standin: connection " << id
+                  << ": TLS handshake failed: " << ec.message() << ", closing\n";
+        co_return;
+    }
+    co_await serve(stream, socket, id);
+}
+
+template <class Stream>
+asio::awaitable<void> server::serve(Stream& stream, tcp::socket& socket, int32_t id) {
     // Reads go through a buffer: a header and its small body cost one recv, not two.
-    buffered_input input(socket, 64 * 1024);
+    asio::buffered_read_stream<Stream&> input(stream, 64 * 1024);
     asio::steady_timer latency_timer(socket.get_executor()), deadline(socket.get_executor());
     std::vector<uint8_t> payload, out;
     int32_t next_reply_id = 1;
+    auth_state auth;
     for (;;) {
         // One big insert must not pin its buffer for the life of a pooled connection.
         constexpr std::size_t kept_buffer = 1024 * 1024;
         if (payload.capacity() > kept_buffer) payload = {};
         if (out.capacity() > kept_buffer) out = {};
 
+        std::optional<std::chrono::milliseconds> header_within;
+        if (auth.in_conversation()) header_within = auth_timeout_;
         wire::header h;
-        if (!co_await read_message(input, h, payload, deadline, message_timeout_, id)) co_return;
+        if (!co_await read_message(input, h, payload, deadline, message_timeout_, id,
+                                   header_within))
+            co_return;
         auto parsed = wire::parse_request(h, payload);
         if (!parsed.ok) {
             std::cerr << "mongo-standin: connection " << id << ": " << parsed.error
@@ -155,7 +202,7 @@ asio::awaitable<void> server::session(tcp::socket socket, int32_t id) {
         }
         const wire::request& req = *parsed.ok;
         bson_doc reply;
-        const command_result result = run_command(svc_, req.body(), id, reply.get());
+        const command_result result = run_command(svc_, req.body(), id, auth, reply.get());
         if (req.more_to_come) continue;
 
         if (int ms = svc_.faults.latency_ms(); ms > 0) {
@@ -167,7 +214,7 @@ asio::awaitable<void> server::session(tcp::socket socket, int32_t id) {
             wire::build_op_reply(out, next_reply_id++, req.request_id, reply.get());
         else
             wire::build_op_msg(out, next_reply_id++, req.request_id, reply.get());
-        auto [ec, n] = co_await asio::async_write(socket, asio::buffer(out), use_tuple);
+        auto [ec, n] = co_await asio::async_write(stream, asio::buffer(out), use_tuple);
         if (ec) co_return;
         if (result.drop_connections) connections_.close_all();
     }

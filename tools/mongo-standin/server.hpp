@@ -7,6 +7,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -42,8 +43,13 @@ class connection_registry {
 class server {
   public:
     // Connections are spread over `contexts` (one thread each), the acceptor uses the first.
+    // `tls`: when set, every connection is TLS (a plain client is closed after the failed
+    // handshake). `auth_timeout`: how long a started SASL conversation may wait for its
+    // next message before the connection is closed.
     server(std::vector<boost::asio::io_context*> contexts, boost::asio::ip::tcp::acceptor& acceptor,
-           services svc, std::chrono::milliseconds message_timeout);
+           services svc, std::chrono::milliseconds message_timeout,
+           boost::asio::ssl::context* tls = nullptr,
+           std::chrono::milliseconds auth_timeout = std::chrono::seconds(30));
 
     boost::asio::awaitable<void> accept_loop();
     // Reads control lines ("latency 50", "refuse on", "drop", "fail 3 11600 msg",
@@ -53,6 +59,10 @@ class server {
 
   private:
     boost::asio::awaitable<void> session(boost::asio::ip::tcp::socket socket, int32_t id);
+    // The message loop, over the plain socket or the TLS stream on top of it.
+    template <class Stream>
+    boost::asio::awaitable<void> serve(Stream& stream, boost::asio::ip::tcp::socket& socket,
+                                       int32_t id);
     std::string apply_control(std::string_view line, bool& drop);
     // Closes every connection and returns once each context has run the closes.
     boost::asio::awaitable<void> drop_all_and_wait();
@@ -61,6 +71,8 @@ class server {
     boost::asio::ip::tcp::acceptor& acceptor_;
     services svc_;
     std::chrono::milliseconds message_timeout_;  // for the rest of a message once started
+    boost::asio::ssl::context* tls_;
+    std::chrono::milliseconds auth_timeout_;
     connection_registry connections_;
     std::atomic<int32_t> next_connection_id_{1};
 };
