@@ -30,8 +30,9 @@ bench=(wrk nginx-light python3-flask python3-gevent python3-tornado python3-moto
        nodejs npm golang-go golang-mongodb-mongo-driver-dev procps util-linux)
 # The formatter the code is formatted with (Debian 12's default), pinned so CI agrees with it.
 format=(clang-format-14)
-# Compiler cache for the GitHub Actions jobs (tools/ci/ccache-setup.sh).
-ci=(ccache)
+# Compiler cache for the GitHub Actions jobs (tools/ci/ccache-setup.sh); valgrind for the perf
+# job's instruction counts (bench/run cost).
+ci=(ccache valgrind)
 
 print=0
 groups=()
