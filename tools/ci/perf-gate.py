@@ -265,8 +265,8 @@ def write_baseline(path, results, routes, note, tolerance):
             previous = load_json(path, "baseline")
         except InputError:
             previous = {}
-        if not isinstance(previous, dict):
-            previous = {}
+        if not isinstance(previous, dict) or not isinstance(previous.get("routes"), dict):
+            previous = {}  # not a cost baseline (e.g. the former wall-clock ratios): keep nothing
     meta = results.get("meta") or {}
     keep_tolerances = previous.get("tolerances") if isinstance(previous.get("tolerances"), dict) else {}
     baseline = {

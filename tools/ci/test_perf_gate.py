@@ -220,6 +220,16 @@ class GateTest(unittest.TestCase):
         self.assertEqual(code, 2)
         self.assertIn("skipped route(s) json: a baseline needs every route measured", err)
 
+    def test_write_baseline_over_the_former_wall_clock_baseline_takes_the_default_tolerance(self):
+        old = self.write("old.json", {"tolerance": 0.5, "ratios": {"coroserve/nginx small c200": 0.3}})
+        res = self.write("run.json", cost_results())
+        code, _, err = self.gate("--results", res, "--write-baseline", old)
+        self.assertEqual(code, 0, err)
+        with open(old) as f:
+            doc = json.load(f)
+        self.assertEqual(doc["tolerance"], 0.03)
+        self.assertNotIn("ratios", doc)
+
     def test_summary_comment_and_history_files(self):
         baseline = self.baseline()
         base = self.write("base.json", cost_results())
