@@ -37,7 +37,7 @@ UPDATE_HINT = (
     "If the change is intended, regenerate the baseline on purpose (on a Debian 12 machine or in "
     "the perf job's container, with the merged tree built):\n"
     f"  {BASELINE_COMMAND} --note 'why'\n"
-    "or from this job's cost results (the perf-results artifact):\n"
+    "or from this job's cost results (the perf-cost artifact):\n"
     "  /usr/bin/python3 tools/ci/perf-gate.py --results cost-head/results.json "
     "--write-baseline bench/baseline.json --note 'why'\n"
     "and commit bench/baseline.json with the reason in the commit message."
