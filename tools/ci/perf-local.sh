@@ -48,7 +48,8 @@ if [[ $wall -eq 1 ]]; then
   for _ in $(seq 50); do [[ -s $out/standin.port ]] && break; sleep 0.1; done
   export MONGODB_URI="mongodb://127.0.0.1:$(head -1 "$out/standin.port")"
   step seed tools/ci/seed-mongo.sh --preset release
-  step wall tools/ci/perf-run.sh --out "$out/head"
+  # --no-build: built above; bench/run would otherwise install the bench group's packages.
+  step wall env PERF_NO_BUILD=1 tools/ci/perf-run.sh --out "$out/head"
 fi
 step cost tools/ci/perf-cost.sh --out "$out/cost-head"
 base_results=()

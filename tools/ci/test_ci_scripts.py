@@ -24,7 +24,7 @@ def run(cmd, env=None, **kw):
     full_env = dict(os.environ)
     for name in ("GITHUB_STEP_SUMMARY", "GITHUB_ENV", "GITHUB_OUTPUT", "PERF_DURATION", "PERF_REPS",
                  "PERF_CONNECTIONS", "PERF_CONTENDERS", "PERF_TOLERANCE", "PERF_GATE_BASE", "MONGODB_URI",
-                 "PERF_ROUTES", "PERF_COST_REPS", "PERF_COST_REQUESTS", "GITHUB_TOKEN", "GITHUB_EVENT_PATH",
+                 "PERF_ROUTES", "PERF_NO_BUILD", "PERF_COST_REPS", "PERF_COST_REQUESTS", "GITHUB_TOKEN", "GITHUB_EVENT_PATH",
                  "GITHUB_REPOSITORY", "GITHUB_API_URL"):
         full_env.pop(name, None)
     full_env.update(env or {})
@@ -155,6 +155,11 @@ class PerfRunTest(unittest.TestCase):
             argv = json.load(f)["argv"]
         self.assertNotIn("--duration", argv)
         self.assertNotIn("--connections", argv)
+        self.assertNotIn("--no-build", argv)
+        proc = self.perf_run(env={"PERF_NO_BUILD": "1"})
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        with open(os.path.join(self.out, "argv.json")) as f:
+            self.assertEqual(json.load(f)["argv"][-1], "--no-build")
 
     def test_rejects_malformed_inputs(self):
         for name, value in (("PERF_DURATION", "10; rm -rf /"), ("PERF_REPS", "3x"), ("PERF_CONNECTIONS", "200 1000"),
