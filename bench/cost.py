@@ -107,12 +107,15 @@ def read_response(sock, buf):
         buf += chunk
     head, _, buf = buf.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
-    status = int(lines[0].split()[1])
-    length = 0
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
+    try:
+        status = int(lines[0].split()[1])
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+    except (IndexError, ValueError):
+        raise Fail(f"malformed response head: {head[:200]!r}")
     while len(buf) < length:
         chunk = sock.recv(65536)
         if not chunk:
@@ -187,9 +190,9 @@ class Server:
 
     def __init__(self, cmd, log_path, env):
         self.log_path = log_path
-        self.log = open(log_path, "w")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self.log, env=env,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        with open(log_path, "w") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, env=env,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
         line = self.proc.stdout.readline().decode().strip()
         if not line.isdigit():
             self.kill()
@@ -205,7 +208,6 @@ class Server:
         except subprocess.TimeoutExpired:
             self.kill()
             raise Fail(f"the server did not stop within {timeout} s; see {self.log_path}")
-        self.log.close()
         self.proc.stdout.close()
         if code != 0:
             raise Fail(f"the server exited with {code}; see {self.log_path}")
@@ -214,7 +216,7 @@ class Server:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
-        self.log.close()
+        self.proc.stdout.close()
 
 
 def start_standin(standin, log_path):
@@ -224,10 +226,11 @@ def start_standin(standin, log_path):
     big = os.path.join(ROOT, "bench/data/big_doc.json")
     cmd = [standin, "--port", "0", "--latency-ms", str(STANDIN_LATENCY_MS), "--seed", f"articles.articles={small}",
            "--seed", f"articles.small={small}", "--seed", f"articles.big={big}"]
-    log_file = open(log_path, "w")
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log_file, stdin=subprocess.DEVNULL,
-                         start_new_session=True)
+    with open(log_path, "w") as log_file:  # the child keeps its own descriptor
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log_file, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
     line = p.stdout.readline().decode().strip()
+    p.stdout.close()  # the port was its only output
     if not line.isdigit():
         p.kill()
         raise Fail(f"the stand-in printed no port; see {log_path}")
