@@ -160,14 +160,28 @@ def send_requests(port, route, count):
             pass
 
 
-def hold_the_worker(port, ms):
+def hold_the_worker(port, ms, settle_s=None):
     """Sends /sleep on its own connection: the pool's only worker sleeps for ms."""
     s = connect(port)
     s.sendall(f"GET /sleep?ms={ms} HTTP/1.1\r\nHost: cost\r\n\r\n".encode())
     # The server dispatches it within milliseconds, even under valgrind; a fixed wait keeps the
     # traffic the same in every run (a probe loop would not).
-    time.sleep(HOLD_SETTLE_S)
+    time.sleep(HOLD_SETTLE_S if settle_s is None else settle_s)
     return s
+
+
+def wait_until_refused(port, route, timeout=30.0):
+    """Until the overload route answers 503 (the /sleep holds the worker). Only for the native
+    run, whose counters are read after this: a loaded machine may take a while to get there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connect(port) as s:
+            s.sendall(request_bytes(route))
+            status, _ = read_response(s, b"")
+        if status == 503:
+            return
+        time.sleep(0.05)
+    raise Fail(f"{route['label']}: no 503 within {timeout} s (the /sleep did not take the worker)")
 
 
 class HoldTooShort(Fail):
@@ -273,11 +287,11 @@ def server_cmd(opts, route):
 # ---------------------------------------------------------------- one measured server run
 
 
-def exercise(port, route, count, opts, hold_ms):
+def exercise(port, route, count, opts, hold_ms, hold_settle_s):
     """The traffic of one run: 1 request, a pause, count-1 requests (the overload route first
     takes the only worker with a /sleep, and waits for its answer at the end, so that the
     server stops at once)."""
-    holder = hold_the_worker(port, hold_ms) if route.get("overload") else None
+    holder = hold_the_worker(port, hold_ms, hold_settle_s) if route.get("overload") else None
     try:
         send_requests(port, route, 1)
         time.sleep(SETTLE_S)
@@ -300,18 +314,19 @@ def cachegrind_run(opts, name, route, count, slot=0):
     cmd = pin_prefix(slot) + opts.setarch + [opts.valgrind, "--tool=cachegrind", "--cache-sim=no"] + [
                           f"--cachegrind-out-file={out_file}"] + server_cmd(opts, route)
     # The sleep that holds the worker must outlast the run; when it does not, try again longer.
-    hold_ms = 3000 + 5 * count
+    hold_ms, hold_settle_s = 3000 + 5 * count, HOLD_SETTLE_S
     for attempt in range(3):
         server = Server(cmd, os.path.join(opts.log_dir, f"{name}.log"), server_env())
         try:
-            exercise(server.port, route, count, opts, hold_ms)
+            exercise(server.port, route, count, opts, hold_ms, hold_settle_s)
             break
         except HoldTooShort as e:
             server.kill()
             if attempt == 2:
                 raise
-            hold_ms *= 2
-            log(f"   {name}: {e}; again with /sleep?ms={hold_ms}")
+            # Either the sleep ended too soon or it reached the worker too late: more of both.
+            hold_ms, hold_settle_s = hold_ms * 2, hold_settle_s * 4
+            log(f"   {name}: {e}; again with /sleep?ms={hold_ms} and {hold_settle_s:.1f} s to take the worker")
         except BaseException:
             server.kill()
             raise
@@ -348,7 +363,10 @@ def native_run(opts, route):
                     os.path.join(opts.log_dir, f"native-{route['id']}.log"), server_env())
     hold_ms = 3000 + opts.native_requests
     try:
-        holder = hold_the_worker(server.port, hold_ms) if route.get("overload") else None
+        holder = None
+        if route.get("overload"):
+            holder = hold_the_worker(server.port, hold_ms)
+            wait_until_refused(server.port, route)
         send_requests(server.port, route, opts.warmup)
         before = task_counters(server.proc.pid)
         t0 = time.monotonic()
@@ -526,8 +544,8 @@ def parse_args(argv):
     p.add_argument("--native-requests", type=int, default=2000,
                    help="requests of the native run (context switches, CPU-µs)")
     p.add_argument("--no-native", action="store_true", help="skip the native run")
-    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                   help="valgrind runs at a time (default: 2, or 1 on one core); the counts do "
+    p.add_argument("--jobs", type=int, default=max(1, min(4, len(os.sched_getaffinity(0)))),
+                   help="valgrind runs at a time (default: the CPUs, at most 4); the counts do "
                         "not depend on it, only the time the command takes")
     p.add_argument("--bin-dir", default=os.path.join(ROOT, "build/release/bin"),
                    help="where coroserve and mongo-standin are (default build/release/bin); e.g. "
