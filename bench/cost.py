@@ -62,10 +62,13 @@ ROUTES = {
 DEFAULTS = {"requests": 1000, "warmup": 100, "reps": 3}
 # The server's flags for every route; the overload route adds --queue 0.
 SERVER_FLAGS = ["--host", "127.0.0.1", "--port", "0", "--io-threads", "1", "--workers", "1",
-                "--drain-timeout-ms", "0", "--sleep-max-ms", "600000"]
+                "--drain-timeout-ms", "0", "--sleep-max-ms", "600000",
+                # Generous database deadlines: under valgrind on a loaded machine the first server
+                # selection can take more than coroserve's default second (then a 503).
+                "--server-selection-timeout-ms", "30000", "--db-timeout-ms", "30000"]
 # libmongoc checks the server every heartbeatFrequencyMS (coroserve's default: 2 s); during a
 # run that would add a varying number of checks. An hour is longer than any run.
-URI_OPTIONS = "heartbeatFrequencyMS=3600000"
+URI_OPTIONS = "heartbeatFrequencyMS=3600000&connectTimeoutMS=30000"
 # A pause before each request on a kept-alive connection: the server is back in epoll_wait
 # when the request comes, every time (without it, whether a read completes at once or after a
 # wake-up depends on timing: +-0.3 % on /json).
@@ -431,12 +434,15 @@ def measure(opts, results):
         if rid in failed:
             return
         t0 = time.monotonic()
-        try:
-            ir = cachegrind_run(opts, f"{rid}.r{rep}.n{count}", dict(ROUTES[rid], id=rid), count, slot)
-        except (Fail, OSError) as e:
-            failed.setdefault(rid, str(e))
-            log(f"   {rid} rep {rep} ({count} requests): {e}")
-            return
+        for attempt in (1, 2):  # a run that fails (a loaded machine, a timeout) gets one retry
+            try:
+                ir = cachegrind_run(opts, f"{rid}.r{rep}.n{count}", dict(ROUTES[rid], id=rid), count, slot)
+                break
+            except (Fail, OSError) as e:
+                log(f"   {rid} rep {rep} ({count} requests), attempt {attempt}: {e}")
+                if attempt == 2:
+                    failed.setdefault(rid, str(e))
+                    return
         counts.setdefault(rid, {})[(rep, count)] = ir
         log(f"   {rid} rep {rep}: {ir:,} instructions in a run of {count} requests "
             f"({time.monotonic() - t0:.1f} s)")
