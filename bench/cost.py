@@ -56,9 +56,17 @@ ROUTES = {
     "not-found": {"label": "GET /no/such/route (404)", "target": "/no/such/route", "status": 404},
     "bad-request": {"label": "malformed request (400, closes)", "status": 400, "per_connection": True,
                     "raw": b"GET /json HTTP/1.1\r\nHost: cost\r\nContent-Length: x1\r\n\r\n"},
+    # A fifth of the requests: its count is as steady as /json's, and each of its runs lasts
+    # as long as the /sleep that holds the worker (which must outlast the run).
     "overload": {"label": "GET /mongo, pool full (503)", "target": "/mongo", "status": 503,
-                 "overload": True},
+                 "overload": True, "scale": 0.2},
 }
+
+
+def counts_of(opts, route):
+    """(W, N) of a route: --warmup and --requests, scaled down for the overload route."""
+    scale = route.get("scale", 1)
+    return max(1, round(opts.warmup * scale)), max(1, round(opts.requests * scale))
 DEFAULTS = {"requests": 1000, "warmup": 100, "reps": 3}
 # The server's flags for every route; the overload route adds --queue 0.
 SERVER_FLAGS = ["--host", "127.0.0.1", "--port", "0", "--io-threads", "1", "--workers", "1",
@@ -163,13 +171,44 @@ def send_requests(port, route, count):
             pass
 
 
-def hold_the_worker(port, ms, settle_s=None):
-    """Sends /sleep on its own connection: the pool's only worker sleeps for ms."""
+SLEEP_SYSCALLS = {"35", "230"}  # nanosleep, clock_nanosleep (x86-64)
+
+
+def sleeping_thread(pid):
+    """True when a thread of pid is in nanosleep (from /proc: the server is not disturbed);
+    None when /proc does not tell (no permission, another architecture)."""
+    told = False
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+                told = True
+                if f.read().split(" ", 1)[0] in SLEEP_SYSCALLS:
+                    return True
+        except OSError:
+            continue
+    return False if told else None
+
+
+def hold_the_worker(port, ms, settle_s=None, pid=None):
+    """Sends /sleep on its own connection, and waits until the pool's only worker sleeps in it:
+    seen from /proc when it tells (no traffic that would count), else a fixed pause."""
     s = connect(port)
     s.sendall(f"GET /sleep?ms={ms} HTTP/1.1\r\nHost: cost\r\n\r\n".encode())
-    # The server dispatches it within milliseconds, even under valgrind; a fixed wait keeps the
-    # traffic the same in every run (a probe loop would not).
-    time.sleep(HOLD_SETTLE_S if settle_s is None else settle_s)
+    settle_s = HOLD_SETTLE_S if settle_s is None else settle_s
+    if pid is not None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = sleeping_thread(pid)
+            if state is None:
+                break
+            if state:
+                return s
+            time.sleep(0.02)
+    time.sleep(settle_s)
     return s
 
 
@@ -290,15 +329,19 @@ def server_cmd(opts, route):
 # ---------------------------------------------------------------- one measured server run
 
 
-def exercise(port, route, count, opts, hold_ms, hold_settle_s):
+def exercise(port, route, count, opts, hold_ms, hold_settle_s, pid=None):
     """The traffic of one run: 1 request, a pause, count-1 requests (the overload route first
     takes the only worker with a /sleep, and waits for its answer at the end, so that the
     server stops at once)."""
-    holder = hold_the_worker(port, hold_ms, hold_settle_s) if route.get("overload") else None
+    holder = hold_the_worker(port, hold_ms, hold_settle_s, pid) if route.get("overload") else None
     try:
         send_requests(port, route, 1)
         time.sleep(SETTLE_S)
+        t0 = time.monotonic()
         send_requests(port, route, count - 1)
+        if holder is not None and count > 1:
+            per_request = (time.monotonic() - t0) / (count - 1)
+            SLOWEST_REQUEST_S[0] = max(SLOWEST_REQUEST_S[0], per_request)
     except Fail as e:
         if holder is not None and "status 200" in str(e):
             raise HoldTooShort(str(e))
@@ -311,17 +354,21 @@ def exercise(port, route, count, opts, hold_ms, hold_settle_s):
 IR_RE = re.compile(rb"^summary:\s+(\d+)", re.M)
 
 
+SLOWEST_REQUEST_S = [0.01]  # seconds per request of the slowest overload run so far
+
+
 def cachegrind_run(opts, name, route, count, slot=0):
     """Instructions (Ir) of a whole server run that answered `count` requests of `route`."""
     out_file = os.path.join(opts.raw_dir, f"cachegrind.{name}.out")
     cmd = pin_prefix(slot) + opts.setarch + [opts.valgrind, "--tool=cachegrind", "--cache-sim=no"] + [
                           f"--cachegrind-out-file={out_file}"] + server_cmd(opts, route)
-    # The sleep that holds the worker must outlast the run; when it does not, try again longer.
-    hold_ms, hold_settle_s = 3000 + 5 * count, HOLD_SETTLE_S
+    # The sleep that holds the worker must outlast the run (and the server exits only when it
+    # is over): sized from the slowest request seen so far, and longer on a retry.
+    hold_ms, hold_settle_s = int(5000 + 3000 * count * SLOWEST_REQUEST_S[0]), HOLD_SETTLE_S
     for attempt in range(3):
         server = Server(cmd, os.path.join(opts.log_dir, f"{name}.log"), server_env())
         try:
-            exercise(server.port, route, count, opts, hold_ms, hold_settle_s)
+            exercise(server.port, route, count, opts, hold_ms, hold_settle_s, server.proc.pid)
             break
         except HoldTooShort as e:
             server.kill()
@@ -402,8 +449,9 @@ def route_entry(opts, rid, runs):
     route = ROUTES[rid]
     reps, per_request = [], []
     for rep in range(1, opts.reps + 1):
-        short, long_ = runs[(rep, opts.warmup)], runs[(rep, opts.warmup + opts.requests)]
-        value = (long_ - short) / opts.requests
+        warmup, requests = counts_of(opts, route)
+        short, long_ = runs[(rep, warmup)], runs[(rep, warmup + requests)]
+        value = (long_ - short) / requests
         per_request.append(value)
         reps.append({"ir_short": short, "ir_long": long_, "ir_per_request": round(value, 1)})
     return {
@@ -426,7 +474,7 @@ def measure(opts, results):
     """Every valgrind run of every route, --jobs at a time (instruction counts do not depend
     on what else runs), then the native runs one at a time."""
     tasks = [(rid, rep, count) for rid in opts.route_ids for rep in range(1, opts.reps + 1)
-             for count in (opts.warmup, opts.warmup + opts.requests)]
+             for count in (counts_of(opts, ROUTES[rid])[0], sum(counts_of(opts, ROUTES[rid])))]
     counts, failed = {}, {}
 
     def one(task, slot):
@@ -609,7 +657,8 @@ def main(argv=None):
             "git_rev": git_rev(os.path.dirname(os.path.abspath(opts.bin_dir))),
             "harness_rev": git_rev(ROOT),
             "method": f"(Ir at {opts.warmup}+{opts.requests} requests - Ir at {opts.warmup}) / "
-                      f"{opts.requests}, cachegrind --cache-sim=no, concurrency 1",
+                      f"{opts.requests} (a fifth of both for overload), cachegrind --cache-sim=no, "
+                      f"concurrency 1",
             "requests": opts.requests, "warmup": opts.warmup, "reps": opts.reps, "jobs": opts.jobs,
             "native_requests": opts.native_requests,
             "server_flags": SERVER_FLAGS, "uri_options": URI_OPTIONS,

@@ -24,6 +24,17 @@ class ArithmeticTest(unittest.TestCase):
         self.assertEqual(entry["request"], "GET /json HTTP/1.1\r\nHost: cost\r\n\r\n")
 
 
+    def test_the_overload_route_uses_a_fifth_of_the_requests(self):
+        class Opts:
+            reps, warmup, requests = 3, 100, 1000
+        self.assertEqual(cost.counts_of(Opts, cost.ROUTES["overload"]), (20, 200))
+        self.assertEqual(cost.counts_of(Opts, cost.ROUTES["json"]), (100, 1000))
+        runs = {(rep, 20): 30_000_000 for rep in (1, 2, 3)}
+        runs.update({(rep, 220): 30_000_000 + 200 * 46_000 for rep in (1, 2, 3)})
+        entry = cost.route_entry(Opts, "overload", runs)
+        self.assertEqual(entry["ir_per_request"]["median"], 46000.0)
+
+
 class ClientTest(unittest.TestCase):
     def test_reads_pipelined_responses_split_anywhere(self):
         a, b = socket.socketpair()
