@@ -41,5 +41,13 @@ args=(cost --bin-dir "$bin_dir" --standin "$root/build/release/bin/mongo-standin
 [[ -z $requests ]] || args+=(--requests "$requests")
 start=$SECONDS
 echo "perf-cost: /usr/bin/python3 bench/run ${args[*]}"
-/usr/bin/python3 "$root/bench/run" "${args[@]}"
+code=0
+/usr/bin/python3 "$root/bench/run" "${args[@]}" || code=$?
 echo "perf-cost: measured in $((SECONDS - start)) s"
+# Exit 1 = some route could not be measured; results.json says which and why, and the gate
+# fails on a route of the baseline that is missing. Anything else is the harness failing.
+if [[ $code -eq 1 && -f $out/results.json ]]; then
+  echo "perf-cost: warning: some routes were not measured (see $out/results.md); the gate decides" >&2
+  exit 0
+fi
+exit "$code"

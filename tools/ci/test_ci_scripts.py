@@ -253,6 +253,23 @@ class PerfCostTest(unittest.TestCase):
                                        os.path.join(os.path.realpath(self.checkout), "build/release/bin/mongo-standin"),
                                        "--out", os.path.realpath(self.out), "--routes", "json,mongo-big", "--reps", "5"])
 
+    def test_a_route_not_measured_is_left_to_the_gate_but_a_crash_fails(self):
+        run_script = os.path.join(self.checkout, "bench", "run")
+        write_executable(run_script, """
+            #!/usr/bin/python3
+            import os, sys
+            out = sys.argv[sys.argv.index("--out") + 1]
+            if os.environ.get("FAKE_CRASH"):
+                sys.exit(3)
+            open(os.path.join(out, "results.json"), "w").write("{}")
+            sys.exit(1)
+            """)
+        proc = self.cost()
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn("some routes were not measured", proc.stderr)
+        proc = self.cost(env={"FAKE_CRASH": "1"})
+        self.assertEqual(proc.returncode, 3)
+
     def test_rejects_malformed_inputs(self):
         for name, value in (("PERF_ROUTES", "json;id"), ("PERF_COST_REPS", "3x"), ("PERF_COST_REQUESTS", "1e3")):
             proc = self.cost(env={name: value})
