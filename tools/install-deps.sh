@@ -33,8 +33,9 @@ bench=(wrk nginx-light python3-flask python3-gevent python3-tornado python3-moto
        mmdebstrap valgrind strace)  # the drogon peer's Debian 13 chroot; its cost.py
 # The formatter the code is formatted with (Debian 12's default), pinned so CI agrees with it.
 format=(clang-format-14)
-# Compiler cache for the GitHub Actions jobs (tools/ci/ccache-setup.sh).
-ci=(ccache)
+# Compiler cache for the GitHub Actions jobs (tools/ci/ccache-setup.sh); valgrind for the perf
+# job's instruction counts (bench/run cost).
+ci=(ccache valgrind)
 
 print=0
 groups=()

@@ -6,6 +6,8 @@
 #   PERF_DURATION (seconds per repetition), PERF_REPS (repetitions; the median is kept),
 #   PERF_CONNECTIONS (e.g. 200,1000), PERF_CONTENDERS (e.g. coroserve,coroserve-json,nginx),
 #   MONGODB_URI (default mongodb://127.0.0.1:27017)
+#   PERF_NO_BUILD=1 passes --no-build: no package installation, no build (perf-local.sh: the
+#   binaries are built, and this machine must not get the bench group's packages)
 #   --optional  a checkout without bench/run (an older base branch) is skipped, not an error
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -47,6 +49,7 @@ args=(--ci --mongo-uri "$uri" --out "$out")
 [[ -z $reps ]] || args+=(--reps "$reps")
 [[ -z $connections ]] || args+=(--connections "$connections")
 [[ -z $contenders ]] || args+=(--contenders "$contenders")
+[[ ${PERF_NO_BUILD:-} != 1 ]] || args+=(--no-build)
 cd "$src"
 echo "perf-run: (cd $src && /usr/bin/python3 bench/run ${args[*]})"
 exec /usr/bin/python3 bench/run "${args[@]}"
