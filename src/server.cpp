@@ -276,6 +276,7 @@ asio::awaitable<void> serve(connection& c, shared_state& s) {
         c.expire_never();  // the database calls carry deadlines of their own
         auto match = match_route(req.method_string(), req.target());
         match.client_fd = c.socket.native_handle();
+        match.received = start;
         reply r = co_await dispatch_request(s.routes, match);
 
         bool keep_alive = req.keep_alive() && !r.close && !s.draining;
