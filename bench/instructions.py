@@ -50,7 +50,7 @@ def send_requests(port, route, n):
                     length = int(m.group(1)) if m else 0
                     if len(buf) >= head_end + 4 + length:
                         if not buf.startswith(b"HTTP/1.1 200"):
-                            sys.exit(f"{route}: {buf[:60]!r}")
+                            sys.exit(f"{route}: {buf[:400]!r}")
                         buf = buf[head_end + 4 + length:]
                         break
                 chunk = s.recv(65536)
@@ -62,7 +62,9 @@ def send_requests(port, route, n):
 def count(args, standin_port, n, out_file):
     cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={out_file}",
            args.server, "--host", "127.0.0.1", "--port", "0", "--io-threads", "1",
-           "--workers", "2", "--mongodb-uri", f"mongodb://127.0.0.1:{standin_port}"] + args.server_args
+           "--workers", "2", "--mongodb-uri", f"mongodb://127.0.0.1:{standin_port}",
+           # valgrind runs the server ~50x slower: no deadline may pass while it starts up
+           "--server-selection-timeout-ms", "20000", "--db-timeout-ms", "20000"] + args.server_args
     server, port = start(cmd)
     try:
         send_requests(port, args.route, 20)  # warm: the driver's connections, the first buffers
