@@ -17,6 +17,7 @@ COROSERVE_BEST = {
     "--io-threads": "1",   # one I/O thread: the other core goes to the stand-in and wrk
     "--workers": "8",      # blocking pool threads for libmongoc finds (see the latency sweep)
     "--queue": "10000",    # bounded queue of pool jobs; beyond it the server answers 503
+    "--demo-endpoints": "true",  # /sleep and /sleep/async for `bench/run sleep` (off by default)
 }
 
 TOTAL_POOL = 6000  # the seed's total MongoDB pool across all server processes
@@ -111,10 +112,7 @@ class Coroserve(Contender):
         flags = dict(COROSERVE_BEST)
         flags.update(ctx.coroserve_flags)
         flags.update(extra or {})
-        out = []
-        for k, v in flags.items():
-            out += [k, str(v)]
-        return out
+        return [f"{k}={v}" for k, v in flags.items()]
 
     def start(self, ctx, doc, mongo_uri, extra=None):
         cmd = [self.binary(ctx), "--host", "127.0.0.1", "--port", "0",

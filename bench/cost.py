@@ -70,7 +70,7 @@ def counts_of(opts, route):
 DEFAULTS = {"requests": 1000, "warmup": 100, "reps": 3}
 # The server's flags for every route; the overload route adds --queue 0.
 SERVER_FLAGS = ["--host", "127.0.0.1", "--port", "0", "--io-threads", "1", "--workers", "1",
-                "--drain-timeout-ms", "0", "--sleep-max-ms", "600000",
+                "--drain-timeout-ms", "0", "--demo-endpoints", "--sleep-max-ms", "600000",
                 # Generous database deadlines: under valgrind on a loaded machine the first server
                 # selection can take more than coroserve's default second (then a 503).
                 "--server-selection-timeout-ms", "30000", "--db-timeout-ms", "30000"]

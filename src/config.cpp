@@ -130,8 +130,26 @@ const std::vector<option>& options() {
          set_io_model},
         {"--workers", "COROSERVE_WORKERS", "blocking-pool threads for database calls (default 16)",
          number(&config::workers, 1u, 1024u)},
-        {"--queue", "COROSERVE_QUEUE", "jobs that may wait for a worker before 503 (default 1024)",
-         number<std::size_t>(&config::queue, 0, 1'000'000)},
+        {"--queue", "COROSERVE_QUEUE",
+         "jobs that may wait for a worker, then 503 (default: --max-connections)",
+         [](config& c, std::string_view v) -> std::string {
+             auto n = to_number<std::size_t>(v, 0, 1'000'000);
+             if (!n) return "expects a whole number from 0 to 1000000";
+             c.queue = *n;
+             return {};
+         }},
+        {"--admission-target-ms", "COROSERVE_ADMISSION_TARGET_MS",
+         "when queued jobs have waited longer than this for a whole admission interval, new "
+         "jobs get 503; 0 turns it off (default: a quarter of --db-timeout-ms)",
+         [](config& c, std::string_view v) -> std::string {
+             auto n = to_number<long>(v, 0, 600'000);
+             if (!n) return "expects milliseconds from 0 to 600000";
+             c.admission_target = milliseconds{*n};
+             return {};
+         }},
+        {"--admission-interval-ms", "COROSERVE_ADMISSION_INTERVAL_MS",
+         "how long queueing delay must stay over the target before refusals start (default 100)",
+         millis(&config::admission_interval, 1, 600'000)},
         {"--mongodb-uri", "MONGODB_URI",
          "MongoDB connection string (default mongodb://127.0.0.1:27017)",
          text(&config::mongodb_uri)},
@@ -173,6 +191,9 @@ const std::vector<option>& options() {
          number<std::size_t>(&config::max_connections, 1, 1'000'000)},
         {"--access-log", "COROSERVE_ACCESS_LOG", "log every request to stderr (default off)",
          flag(&config::access_log), true},
+        {"--demo-endpoints", "COROSERVE_DEMO_ENDPOINTS",
+         "serve /sleep (holds a pool thread) and /sleep/async (default off: 404)",
+         flag(&config::demo_endpoints), true},
     };
     return table;
 }

@@ -21,7 +21,13 @@ struct config {
     unsigned io_threads = 0;    // 0: one per core
     bool reuse_port = true;     // one io_context per thread (SO_REUSEPORT) or one shared
     unsigned workers = 16;      // blocking-pool threads, each running one libmongoc call
-    std::size_t queue = 1024;   // jobs allowed to wait for a worker before we answer 503
+    // Jobs allowed to wait for a worker (a memory bound; admission is by queueing delay).
+    // Unset: --max-connections, so that every open connection may have a job waiting.
+    std::optional<std::size_t> queue;
+    // Queued jobs waiting longer than this for admission_interval: new jobs get 503. Unset: a
+    // quarter of db_timeout; 0: off.
+    std::optional<milliseconds> admission_target;
+    milliseconds admission_interval{100};
 
     std::string mongodb_uri = "mongodb://127.0.0.1:27017";
     std::string database = "articles";
@@ -39,8 +45,13 @@ struct config {
     unsigned sleep_max_ms = 10'000;        // bound for /sleep?ms=
     std::size_t max_connections = 10'000;  // beyond this, new connections get a 503 and a close
     bool access_log = false;
+    bool demo_endpoints = false;  // /sleep and /sleep/async (the seed's demonstration)
 
     unsigned resolved_io_threads() const;
+    std::size_t resolved_queue() const { return queue.value_or(max_connections); }
+    milliseconds resolved_admission_target() const {
+        return admission_target.value_or(db_timeout / 4);
+    }
 };
 
 struct parsed_config {

@@ -36,7 +36,8 @@ asio::awaitable<reply> handlers::mongo(const route_match& req, std::string_view 
     auto find = [&db = db_, name = std::string{collection}, id = std::move(id)] {
         return db.find_one(name, id);
     };
-    auto json = co_await pool_.run(std::move(find), req.client_fd);
+    auto json =
+        co_await pool_.run(std::move(find), {req.client_fd, req.received + cfg_.db_timeout});
     if (!json) co_return error_reply(404, "no such document");
     co_return ok(std::move(*json));
 }
@@ -51,7 +52,7 @@ asio::awaitable<reply> handlers::sleep(const route_match& req) {
         co_return error_reply(400, "ms must be a whole number up to the limit");
     // Holds a pool thread the whole time, as a blocking call in a threaded server would.
     auto nap = [delay = std::chrono::milliseconds{*ms}] { std::this_thread::sleep_for(delay); };
-    co_await pool_.run(nap, req.client_fd);
+    co_await pool_.run(nap, {.client_fd = req.client_fd});
     co_return ok(R"({"slept_ms":)" + std::to_string(*ms) + "}");
 }
 
@@ -72,7 +73,7 @@ asio::awaitable<reply> handlers::healthz() {
 asio::awaitable<reply> handlers::readyz() {
     try {
         auto ping = [&db = db_] { db.ping(); };
-        co_await pool_.run(ping);
+        co_await pool_.run(ping, {.deadline = std::chrono::steady_clock::now() + cfg_.db_timeout});
     } catch (const db_connect_failed& e) {
         co_return error_reply(503, e.summary());
     } catch (const db_unavailable&) {

@@ -30,7 +30,9 @@ int main(int argc, char** argv) {
     try {
         database db{
             {cfg.mongodb_uri, cfg.database, cfg.workers, cfg.db_timeout, cfg.server_selection}};
-        blocking_pool pool{cfg.workers, cfg.queue};
+        blocking_pool pool{cfg.workers,
+                           cfg.resolved_queue(),
+                           {cfg.resolved_admission_target(), cfg.admission_interval}};
         metrics stats;
         handlers routes{cfg, pool, db, stats};
         server http{cfg, routes, stats};
@@ -43,7 +45,7 @@ int main(int argc, char** argv) {
             "coroserve: listening on %s:%u; %u I/O threads (%s); %u pool workers, queue %zu; "
             "MongoDB %s, %s.%s\n",
             cfg.host.c_str(), port, cfg.resolved_io_threads(),
-            cfg.reuse_port ? "reuseport" : "shared", cfg.workers, cfg.queue,
+            cfg.reuse_port ? "reuseport" : "shared", cfg.workers, cfg.resolved_queue(),
             redact_uri(cfg.mongodb_uri).c_str(), cfg.database.c_str(), cfg.collection.c_str());
 
         http.run();

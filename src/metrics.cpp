@@ -82,8 +82,14 @@ std::string metrics::render(const blocking_pool& pool) const {
           static_cast<long long>(pool.busy()));
     gauge("coroserve_pool_queue_depth", "Jobs waiting for a worker.",
           static_cast<long long>(pool.queued()));
-    count("coroserve_pool_rejections_total",
-          "Requests answered 503 because the pool queue was full.", pool.rejected());
+    out +=
+        "# HELP coroserve_pool_rejections_total Jobs refused with 503, by reason: queue_full (the "
+        "--queue bound), queue_delay (queued jobs waited past the admission target for an "
+        "interval), deadline (still queued when the request's deadline came; never ran).\n"
+        "# TYPE coroserve_pool_rejections_total counter\n";
+    for (std::size_t r = 0; r < refusal_names.size(); ++r)
+        add("coroserve_pool_rejections_total{reason=\"%s\"} %llu\n", refusal_names[r],
+            static_cast<unsigned long long>(pool.rejected(static_cast<refusal>(r))));
     count("coroserve_pool_skipped_total",
           "Queued jobs skipped because their client reset the connection.", pool.skipped());
     count("coroserve_db_unavailable_total", "Database calls that found no server (503).",

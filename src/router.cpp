@@ -153,8 +153,10 @@ boost::asio::awaitable<reply> dispatch_request(handlers& h, const route_match& m
             case route::json:
                 co_return co_await h.json();
             case route::sleep:
+                if (!h.cfg().demo_endpoints) break;
                 co_return co_await h.sleep(m);
             case route::sleep_async:
+                if (!h.cfg().demo_endpoints) break;
                 co_return co_await h.sleep_async(m.query);
             case route::healthz:
                 co_return co_await h.healthz();

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -55,6 +56,7 @@ struct route_match {
     std::string_view query;       // after '?', without it
     unsigned status = 200;        // 400, 404 or 405 when id == route::none
     int client_fd = -1;           // the client's socket: the pool skips jobs of clients gone
+    std::chrono::steady_clock::time_point received{};  // when the whole request was in
 };
 
 // Only GET and HEAD exist; `target` must be in origin form ("/path?query").

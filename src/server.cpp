@@ -46,6 +46,7 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto never = clock_type::time_point::max();
+constexpr std::size_t small_buffer = 1024;  // read buffer an idle connection may keep
 
 // One open connection: its socket, and the deadline of what it is waiting for. The watchdog
 // sleeps on `timer` until the deadline; moving the deadline earlier re-arms the timer.
@@ -172,9 +173,9 @@ asio::awaitable<void> watchdog(connection& c) {
     }
 }
 
-// Waits until the next request starts to arrive. No buffer is held meanwhile: an idle
-// connection costs its coroutine frames and little else. False when the client left, the
-// idle time ran out, or the server is draining.
+// Waits until the next request starts to arrive. At most a small buffer is held meanwhile:
+// an idle connection costs its coroutine frames and little else. False when the client left,
+// the idle time ran out, or the server is draining.
 asio::awaitable<bool> wait_for_request(connection& c, shared_state& s,
                                        clock_type::duration patience) {
     if (s.draining) co_return false;
@@ -263,7 +264,10 @@ asio::awaitable<void> serve(connection& c, shared_state& s) {
     for (bool first = true;; first = false) {
         auto patience = first ? cfg.header_timeout : cfg.idle_timeout;
         if (buffer.size() == 0) {
-            buffer.shrink_to_fit();  // an idle connection holds no buffer
+            // A big buffer (a large request) is freed before the wait; the usual small one is
+            // kept, which saves a malloc and free per request and keeps an idle connection
+            // within its memory bound.
+            if (buffer.capacity() > small_buffer) buffer.shrink_to_fit();
             if (!co_await wait_for_request(c, s, patience)) co_return;
         }
 
@@ -276,6 +280,7 @@ asio::awaitable<void> serve(connection& c, shared_state& s) {
         c.expire_never();  // the database calls carry deadlines of their own
         auto match = match_route(req.method_string(), req.target());
         match.client_fd = c.socket.native_handle();
+        match.received = start;
         reply r = co_await dispatch_request(s.routes, match);
 
         bool keep_alive = req.keep_alive() && !r.close && !s.draining;

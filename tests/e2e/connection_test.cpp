@@ -86,7 +86,7 @@ TEST_CASE("Pipelining: 100 requests written at once are answered in order", "[e2
     auto model = GENERATE(as<std::string>{}, "reuseport", "shared");
     INFO("--io-model " << model);
     database db;
-    server srv{db.uri(), {"--io-model", model}};
+    server srv{db.uri(), {"--io-model", model, "--demo-endpoints"}};
     connection c{srv.port()};
     std::vector<probe> probes;
     std::string batch;
@@ -210,7 +210,8 @@ TEST_CASE("2000 concurrent connections are all answered correctly", "[e2e][mongo
     INFO("--io-model " << model);
     database db;
     // The server inherits the raised descriptor limit.
-    server srv{db.uri(), {"--queue", "4096", "--io-model", model, "--io-threads", "2"}};
+    server srv{db.uri(),
+               {"--queue", "4096", "--io-model", model, "--io-threads", "2", "--demo-endpoints"}};
 
     const auto start = std::chrono::steady_clock::now();
     std::vector<connection> conns;

@@ -203,7 +203,7 @@ TEST_CASE("Dropped and refused database connections: quick 5xx, then recovery", 
 TEST_CASE("A saturated pool answers 503 + Retry-After at once; other requests are served",
           "[e2e][mongo]") {
     database db;
-    server srv{db.uri(), {"--workers", "1", "--queue", "0"}};
+    server srv{db.uri(), {"--workers", "1", "--queue", "0", "--demo-endpoints"}};
     REQUIRE(get(srv.port(), "/mongo").status == 200);
 
     // Hold the only worker (long enough for a loaded machine to do the rest meanwhile).
@@ -244,13 +244,15 @@ TEST_CASE("A saturated pool answers 503 + Retry-After at once; other requests ar
     REQUIRE(held.status == 200);
     REQUIRE(parse(held.body).at("slept_ms") == 3000);
     REQUIRE(c.get("/mongo").status == 200);  // the pool is free again
-    REQUIRE(metric_now(srv.port(), "coroserve_pool_rejections_total") >= 3);
+    REQUIRE(metric_now(srv.port(), "coroserve_pool_rejections_total{reason=\"queue_full\"}") >= 3);
 }
 
 TEST_CASE("With a bounded queue, waiting jobs are served and the one past it gets 503",
           "[e2e][mongo]") {
     database db;
-    server srv{db.uri(), {"--workers", "1", "--queue", "2"}};
+    // A deadline longer than the holder's sleep: the queued /mongo job may wait it out.
+    server srv{db.uri(),
+               {"--workers", "1", "--queue", "2", "--demo-endpoints", "--db-timeout-ms", "10000"}};
     connection holder{srv.port()};
     holder.send(get_request("/sleep?ms=2500"));
     for (int i = 0; i < 100 && metric_now(srv.port(), "coroserve_pool_busy") < 1; ++i)

@@ -63,7 +63,7 @@ bool wait_for(int fd, short events, clock_type::time_point deadline) {
     }
 }
 
-// Connects a non-blocking socket; -1 when refused; throws on timeout or another error.
+// Connects a non-blocking socket; -1 when refused or reset; throws on timeout or another error.
 int connect_to(unsigned short port, milliseconds timeout) {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) fail_errno("socket");
@@ -85,7 +85,9 @@ int connect_to(unsigned short port, milliseconds timeout) {
         if (err == 0) return fd;
     }
     ::close(fd);
-    if (err == ECONNREFUSED) return -1;
+    // A reset during the handshake is a refusal too: a listener that closes with the
+    // connection still in its accept queue (a draining server) resets it.
+    if (err == ECONNREFUSED || err == ECONNRESET) return -1;
     errno = err;
     fail_errno("connect to port " + std::to_string(port));
 }

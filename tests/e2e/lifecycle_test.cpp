@@ -28,7 +28,7 @@ bool refuses_connections(unsigned short port, std::chrono::milliseconds patience
 TEST_CASE("SIGTERM with requests in flight: each completes, idle ones close, exit 0",
           "[e2e][mongo]") {
     database db;
-    server srv{db.uri(), {"--workers", "8", "--drain-timeout-ms", "5000"}};
+    server srv{db.uri(), {"--workers", "8", "--drain-timeout-ms", "5000", "--demo-endpoints"}};
     const auto port = srv.port();
 
     std::vector<connection> idle;
@@ -77,7 +77,7 @@ TEST_CASE("SIGTERM with requests in flight: each completes, idle ones close, exi
 }
 
 TEST_CASE("SIGTERM with pool jobs still queued: they run and are answered", "[e2e]") {
-    server srv{no_database_uri, {"--workers", "1", "--queue", "8"}};
+    server srv{no_database_uri, {"--workers", "1", "--queue", "8", "--demo-endpoints"}};
     std::vector<connection> conns;
     for (int i = 0; i < 3; ++i) {
         conns.emplace_back(srv.port());
@@ -96,7 +96,8 @@ TEST_CASE("SIGTERM with pool jobs still queued: they run and are answered", "[e2
 }
 
 TEST_CASE("A blocking job past the drain deadline: the server still exits cleanly", "[e2e]") {
-    server srv{no_database_uri, {"--drain-timeout-ms", "200", "--workers", "1"}};
+    server srv{no_database_uri,
+               {"--drain-timeout-ms", "200", "--workers", "1", "--demo-endpoints"}};
     connection c{srv.port()};
     c.send(get_request("/sleep?ms=1500"));
     REQUIRE(wait_for_metric(srv.port(), "coroserve_pool_busy", 1) == 1);
@@ -138,7 +139,7 @@ TEST_CASE("SIGTERM right after the port is printed: still a clean exit 0", "[e2e
 }
 
 TEST_CASE("A pipelined request behind one in flight at SIGTERM is not started", "[e2e]") {
-    server srv{no_database_uri};
+    server srv{no_database_uri, {"--demo-endpoints"}};
     connection c{srv.port()};
     c.send(get_request("/sleep/async?ms=400") + get_request("/json"));
     std::this_thread::sleep_for(100ms);
@@ -156,7 +157,8 @@ TEST_CASE("A pipelined request behind one in flight at SIGTERM is not started", 
 }
 
 TEST_CASE("Requests longer than --drain-timeout-ms are cut off and the server exits", "[e2e]") {
-    server srv{no_database_uri, {"--drain-timeout-ms", "300", "--sleep-max-ms", "20000"}};
+    server srv{no_database_uri,
+               {"--drain-timeout-ms", "300", "--sleep-max-ms", "20000", "--demo-endpoints"}};
     connection c{srv.port()};
     c.send(get_request("/sleep/async?ms=10000"));
     std::this_thread::sleep_for(100ms);

@@ -13,7 +13,7 @@ using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
 
 TEST_CASE("/sleep with --workers 2 serves two at a time", "[e2e]") {
-    server srv{no_database_uri, {"--workers", "2", "--queue", "16"}};
+    server srv{no_database_uri, {"--workers", "2", "--queue", "16", "--demo-endpoints"}};
     constexpr int n = 4;
     std::vector<connection> conns;
     for (int i = 0; i < n; ++i) conns.emplace_back(srv.port());
@@ -53,7 +53,7 @@ TEST_CASE("/sleep with --workers 2 serves two at a time", "[e2e]") {
 }
 
 TEST_CASE("/sleep/async holds no worker: 20 at once with --workers 1", "[e2e]") {
-    server srv{no_database_uri, {"--workers", "1", "--queue", "0"}};
+    server srv{no_database_uri, {"--workers", "1", "--queue", "0", "--demo-endpoints"}};
     constexpr int n = 20;
     std::vector<connection> conns;
     for (int i = 0; i < n; ++i) conns.emplace_back(srv.port());
@@ -73,11 +73,11 @@ TEST_CASE("/sleep/async holds no worker: 20 at once with --workers 1", "[e2e]") 
     INFO("20 x 300 ms took " << elapsed << " ms");
     CHECK(elapsed >= 290);
     CHECK(elapsed < 2500);  // one at a time would be 6000 ms
-    CHECK(metric_now(srv.port(), "coroserve_pool_rejections_total") == 0);
+    CHECK(metric_now(srv.port(), "coroserve_pool_rejections_total{reason=\"queue_full\"}") == 0);
 }
 
 TEST_CASE("/sleep and /sleep/async validate ms", "[e2e]") {
-    server srv{no_database_uri, {"--sleep-max-ms", "1000"}};
+    server srv{no_database_uri, {"--sleep-max-ms", "1000", "--demo-endpoints"}};
     connection c{srv.port()};
     for (const char* route : {"/sleep", "/sleep/async"}) {
         for (const char* query : {"", "?ms=", "?ms=abc", "?ms=-1", "?ms=1001", "?ms=1.5",
@@ -96,7 +96,7 @@ TEST_CASE("/sleep and /sleep/async validate ms", "[e2e]") {
 }
 
 TEST_CASE("Queued jobs of clients that reset their connection are skipped", "[e2e]") {
-    server srv{no_database_uri, {"--workers", "1", "--queue", "8"}};
+    server srv{no_database_uri, {"--workers", "1", "--queue", "8", "--demo-endpoints"}};
     connection holder{srv.port()};
     holder.send(get_request("/sleep?ms=1000"));
     REQUIRE(wait_for_metric(srv.port(), "coroserve_pool_busy", 1) == 1);
@@ -117,7 +117,7 @@ TEST_CASE("Queued jobs of clients that reset their connection are skipped", "[e2
 
 TEST_CASE("A client that half-closes while its job is queued still gets the answer", "[e2e]") {
     // A FIN is not a departure: the client may still read (only a reset skips the job).
-    server srv{no_database_uri, {"--workers", "1", "--queue", "8"}};
+    server srv{no_database_uri, {"--workers", "1", "--queue", "8", "--demo-endpoints"}};
     connection holder{srv.port()};
     holder.send(get_request("/sleep?ms=500"));
     REQUIRE(wait_for_metric(srv.port(), "coroserve_pool_busy", 1) == 1);

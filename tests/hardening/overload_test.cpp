@@ -1,9 +1,11 @@
-// Overload: more connections than file descriptors (a low RLIMIT_NOFILE), and a saturated
-// blocking pool. The server answers or backs off, keeps serving what it holds, and recovers.
+// Overload: more connections than file descriptors (a low RLIMIT_NOFILE), a saturated blocking
+// pool, and a flood of the demo /sleep. The server answers or backs off, keeps serving what it
+// holds, and recovers.
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "harness.hpp"
@@ -101,7 +103,7 @@ TEST_CASE("more connections than descriptors: accept backs off, serves, recovers
 TEST_CASE("pool saturation: excess requests get 503 + Retry-After at once, admitted ones finish",
           "[hardening]") {
     auto db = make_standin();
-    server srv{db->uri(), {.args = {"--workers", "2", "--queue", "4"}}};
+    server srv{db->uri(), {.args = {"--workers", "2", "--queue", "4", "--demo-endpoints"}}};
     steady_client polite{srv.port()};  // /json needs no pool thread: it must not notice
 
     constexpr int clients = 40;
@@ -152,7 +154,7 @@ TEST_CASE("pool saturation: excess requests get 503 + Retry-After at once, admit
         }
     }
     std::string text = metrics_text(srv.port());
-    double counted = metric(text, "coroserve_pool_rejections_total");
+    double counted = metric(text, "coroserve_pool_rejections_total{reason=\"queue_full\"}");
     std::printf(
         "pool saturation: %d admitted (slowest %lld ms), %d rejected with 503 (slowest "
         "%lld ms), %.0f counted in /metrics\n",
@@ -171,4 +173,49 @@ TEST_CASE("pool saturation: excess requests get 503 + Retry-After at once, admit
     CHECK(polite.ok() > 0);
     CHECK(polite.not_ok() == 0);
     CHECK(polite.failures() == 0);
+}
+
+TEST_CASE("a /sleep flood cannot hold /mongo past its deadline, and /sleep is off by default",
+          "[hardening]") {
+    auto db = make_standin();
+    {
+        server plain{db->uri()};
+        auto r = get(plain.port(), "/sleep?ms=1");
+        REQUIRE(r);
+        CHECK(r->status == 404);  // the demo endpoints are opt-in
+        auto a = get(plain.port(), "/sleep/async?ms=1");
+        REQUIRE(a);
+        CHECK(a->status == 404);
+    }
+
+    // With them on, 40 sleeps of 3 s fill both workers and the queue: one at a time, they
+    // would hold a /mongo request behind them for a minute.
+    constexpr int db_timeout_ms = 1000;
+    server srv{db->uri(),
+               {.args = {"--demo-endpoints", "--workers", "2", "--db-timeout-ms",
+                         std::to_string(db_timeout_ms), "--drain-timeout-ms", "100"}}};
+    std::vector<std::unique_ptr<raw_connection>> sleepers;
+    for (int i = 0; i < 40; ++i) {
+        sleepers.push_back(std::make_unique<raw_connection>(srv.port()));
+        sleepers.back()->send(request("/sleep?ms=3000"));
+    }
+    REQUIRE(eventually([&] { return metric(metrics_text(srv.port()), "coroserve_pool_busy") == 2; },
+                       5s));
+
+    // A /mongo request now, and one after the queue has stood past the admission target.
+    for (auto pause : {0ms, 600ms}) {
+        std::this_thread::sleep_for(pause);
+        raw_connection c{srv.port()};
+        auto start = clock_type::now();
+        auto status = ask(c, "/mongo", 10s);
+        auto ms = std::chrono::duration_cast<milliseconds>(clock_type::now() - start).count();
+        std::printf("/mongo behind a /sleep flood (after %lld ms): %u in %lld ms\n",
+                    static_cast<long long>(pause.count()), status, static_cast<long long>(ms));
+        CHECK(status == 503);
+        CHECK(ms < db_timeout_ms + 1000);  // at its deadline at the latest, not after the sleeps
+    }
+    auto text = metrics_text(srv.port());
+    CHECK(metric(text, "coroserve_pool_rejections_total{reason=\"deadline\"}") +
+              metric(text, "coroserve_pool_rejections_total{reason=\"queue_delay\"}") >=
+          2);
 }

@@ -133,6 +133,10 @@ TEST_CASE("config: defaults, flags over environment, clear refusals", "[unit]") 
     CHECK(d.cfg->host == "0.0.0.0");
     CHECK(d.cfg->mongodb_uri == "mongodb://127.0.0.1:27017");
     CHECK(d.cfg->collections == std::vector<std::string>{"articles", "small", "big"});
+    CHECK_FALSE(d.cfg->demo_endpoints);
+    // Every open connection may have a job waiting; refusals come from queueing delay.
+    CHECK(d.cfg->resolved_queue() == d.cfg->max_connections);
+    CHECK(d.cfg->resolved_admission_target() == d.cfg->db_timeout / 4);
 
     auto e =
         parse({"--workers", "4"}, {{"COROSERVE_WORKERS", "8"}, {"MONGODB_URI", "mongodb://db:1"}});
@@ -148,6 +152,16 @@ TEST_CASE("config: defaults, flags over environment, clear refusals", "[unit]") 
     CHECK(f.cfg->access_log);
     CHECK_FALSE(f.cfg->reuse_port);
     CHECK(f.cfg->db_timeout == 150ms);
+    CHECK(f.cfg->resolved_admission_target() == 37ms);
+
+    auto g = parse({"--demo-endpoints", "--max-connections", "20000", "--admission-target-ms", "0",
+                    "--admission-interval-ms", "250"});
+    REQUIRE(g.cfg);
+    CHECK(g.cfg->demo_endpoints);
+    CHECK(g.cfg->resolved_queue() == 20000);
+    CHECK(g.cfg->resolved_admission_target() == 0ms);
+    CHECK(g.cfg->admission_interval == 250ms);
+    CHECK(parse({"--queue", "0"}).cfg->resolved_queue() == 0);
 
     for (auto args : std::vector<std::vector<const char*>>{{"--port", "70000"},
                                                            {"--workers", "0"},
@@ -157,7 +171,10 @@ TEST_CASE("config: defaults, flags over environment, clear refusals", "[unit]") 
                                                            {"--collections", "a,,b"},
                                                            {"--collections", "a.b"},
                                                            {"--io-model", "other"},
-                                                           {"--header-timeout-ms", "-5"}}) {
+                                                           {"--header-timeout-ms", "-5"},
+                                                           {"--admission-target-ms", "x"},
+                                                           {"--admission-interval-ms", "0"},
+                                                           {"--queue", "-1"}}) {
         auto bad = parse(args);
         INFO(args[0]);
         CHECK_FALSE(bad.cfg);
@@ -221,8 +238,8 @@ TEST_CASE("pool: beyond workers + queue, run() throws pool_overloaded at once", 
         try {
             co_await pool.run(wait_for_gate);
             ++done;
-        } catch (const pool_overloaded&) {
-            ++overloaded;
+        } catch (const pool_overloaded& e) {
+            if (e.why == refusal::queue_full) ++overloaded;
         }
     };
     for (int i = 0; i < 5; ++i) asio::co_spawn(ctx, job(), asio::detached);
@@ -231,10 +248,102 @@ TEST_CASE("pool: beyond workers + queue, run() throws pool_overloaded at once", 
     while (overloaded < 3 && std::chrono::steady_clock::now() < until) ctx.run_for(10ms);
     CHECK(overloaded == 3);
     CHECK(done == 0);
-    CHECK(pool.rejected() == 3);
+    CHECK(pool.rejected(refusal::queue_full) == 3);
     release.set_value();
     while (done < 2 && std::chrono::steady_clock::now() < until) ctx.run_for(10ms);
     CHECK(done == 2);
+}
+
+TEST_CASE("pool: a job still queued at its deadline is refused then and never runs", "[unit]") {
+    asio::io_context ctx;
+    blocking_pool pool{1, 4, {.target = 0ms}};
+    std::promise<void> release;
+    auto gate = release.get_future().share();
+    std::atomic<int> ran{0};
+    auto wait_for_gate = [gate] { gate.wait(); };
+    auto blocker = [&]() -> asio::awaitable<void> { co_await pool.run(wait_for_gate); };
+    auto late = [&]() -> asio::awaitable<refusal> {
+        try {
+            co_await pool.run([&ran] { ++ran; },
+                              {.deadline = std::chrono::steady_clock::now() + 100ms});
+        } catch (const pool_overloaded& e) {
+            co_return e.why;
+        }
+        co_return refusal::queue_full;
+    };
+    asio::co_spawn(ctx, blocker(), asio::detached);
+    const auto start = std::chrono::steady_clock::now();
+    // Answered while the only worker is still held: the pool does not wait for a worker.
+    CHECK(run_coro(ctx, late()) == refusal::deadline);
+    const auto waited = std::chrono::steady_clock::now() - start;
+    CHECK(waited >= 100ms);
+    CHECK(waited < 2s);
+    CHECK(pool.rejected(refusal::deadline) == 1);
+    CHECK(pool.queued() == 0);
+    release.set_value();
+    pool.shutdown();
+    ctx.run();
+    CHECK(ran == 0);
+}
+
+TEST_CASE("pool: refuses by queueing delay once it stays over the target, admits again after",
+          "[unit]") {
+    asio::io_context ctx;
+    blocking_pool pool{1, 100, {.target = 200ms, .interval = 100ms}};
+    std::promise<void> release;
+    auto gate = release.get_future().share();
+    auto wait_for_gate = [gate] { gate.wait(); };
+    std::atomic<int> done{0};
+    auto job = [&]() -> asio::awaitable<void> {
+        co_await pool.run([] {});
+        ++done;
+    };
+    auto refused_for = [&]() -> asio::awaitable<std::optional<refusal>> {
+        try {
+            co_await pool.run([] {});
+        } catch (const pool_overloaded& e) {
+            co_return e.why;
+        }
+        co_return std::nullopt;
+    };
+    auto blocker = [&]() -> asio::awaitable<void> { co_await pool.run(wait_for_gate); };
+    asio::co_spawn(ctx, blocker(), asio::detached);
+    ctx.run_for(20ms);
+    asio::co_spawn(ctx, job(), asio::detached);  // waits behind the blocker
+    ctx.run_for(50ms);
+    // The oldest queued job has waited less than the target: admitted.
+    asio::co_spawn(ctx, job(), asio::detached);
+    ctx.run_for(400ms);
+    // Now the head has waited past the target for longer than the interval: refused at once.
+    CHECK(run_coro(ctx, refused_for()) == refusal::queue_delay);
+    CHECK(pool.rejected(refusal::queue_delay) == 1);
+    CHECK(pool.rejected(refusal::queue_full) == 0);
+    release.set_value();
+    auto until = std::chrono::steady_clock::now() + 5s;
+    while (done < 2 && std::chrono::steady_clock::now() < until) ctx.run_for(10ms);
+    CHECK(done == 2);
+    // The queue drained: jobs are admitted again.
+    CHECK(run_coro(ctx, refused_for()) == std::nullopt);
+}
+
+TEST_CASE("pool: jobs that wait less than the target are never refused", "[unit]") {
+    asio::io_context ctx;
+    blocking_pool pool{2, 1000, {.target = 1000ms, .interval = 1ms}};
+    std::atomic<int> done{0}, refused{0};
+    auto job = [&]() -> asio::awaitable<void> {
+        try {
+            co_await pool.run([] { std::this_thread::sleep_for(100us); });
+            ++done;
+        } catch (const pool_overloaded&) {
+            ++refused;
+        }
+    };
+    // 1000 jobs queued at once (a long queue), each served quickly.
+    for (int i = 0; i < 1000; ++i) asio::co_spawn(ctx, job(), asio::detached);
+    auto until = std::chrono::steady_clock::now() + 20s;
+    while (done + refused < 1000 && std::chrono::steady_clock::now() < until) ctx.run_for(10ms);
+    CHECK(refused == 0);
+    CHECK(done == 1000);
 }
 
 TEST_CASE("pool: cancelling the await skips a job that has not started", "[unit]") {
@@ -345,7 +454,7 @@ TEST_CASE("pool: a queued job whose client reset its connection is skipped", "[u
     auto blocker = [&]() -> asio::awaitable<void> { co_await pool.run(wait_for_gate); };
     auto for_client = [&, fd = server_side]() -> asio::awaitable<bool> {
         try {
-            co_await pool.run([&ran] { ++ran; }, fd);
+            co_await pool.run([&ran] { ++ran; }, {.client_fd = fd});
         } catch (const client_gone&) {
             co_return true;
         }
@@ -374,7 +483,7 @@ TEST_CASE("pool: a client that only half-closed still gets its job run", "[unit]
     auto [client, server_side] = tcp_pair();
     ::shutdown(client, SHUT_WR);  // FIN: it may still be reading
     std::this_thread::sleep_for(20ms);
-    CHECK(run_coro(ctx, pool.run([] { return 42; }, server_side)) == 42);
+    CHECK(run_coro(ctx, pool.run([] { return 42; }, {.client_fd = server_side})) == 42);
     CHECK(pool.skipped() == 0);
     ::close(client);
     ::close(server_side);
