@@ -24,6 +24,29 @@ if [[ -r $os_release ]]; then
   distro=$(. "$os_release" && echo "${ID:-?} ${VERSION_ID:-?}")
 fi
 
+print=0
+groups=()
+for arg in "$@"; do
+  case "$arg" in
+    --print) print=1 ;;
+    build | test | bench | format | ci) groups+=("$arg") ;;
+    *) echo "install-deps: unknown group '$arg' (build, test, bench, format, ci)" >&2; exit 2 ;;
+  esac
+done
+[[ ${#groups[@]} -gt 0 ]] || groups=(build)
+
+sudo=""
+[[ $(id -u) -eq 0 ]] || sudo="sudo"
+# A fresh container has no package lists: apt-cache would know nothing.
+if [[ -z ${INSTALL_DEPS_APT_CACHE_DIR:-} ]] && ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+  if [[ $print -eq 1 ]]; then
+    echo "install-deps: apt has no package lists: run apt-get update first" >&2
+    exit 1
+  fi
+  $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+  updated=1
+fi
+
 # Names apt knows that start with $1 (`apt-cache pkgnames`: real packages, no virtual ones).
 pkgnames() {
   if [[ -n ${INSTALL_DEPS_APT_CACHE_DIR:-} ]]; then
@@ -84,17 +107,6 @@ bench=(wrk nginx-light python3-flask python3-gevent python3-tornado python3-moto
 # Compiler cache for the GitHub Actions jobs (tools/ci/ccache-setup.sh).
 ci=(ccache)
 
-print=0
-groups=()
-for arg in "$@"; do
-  case "$arg" in
-    --print) print=1 ;;
-    build | test | bench | format | ci) groups+=("$arg") ;;
-    *) echo "install-deps: unknown group '$arg' (build, test, bench, format, ci)" >&2; exit 2 ;;
-  esac
-done
-[[ ${#groups[@]} -gt 0 ]] || groups=(build)
-
 want=()
 for group in "${groups[@]}"; do
   case "$group" in
@@ -134,7 +146,5 @@ done
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 echo "install-deps: installing ${missing[*]}" >&2
-sudo=""
-[[ $(id -u) -eq 0 ]] || sudo="sudo"
-$sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+[[ ${updated:-0} -eq 1 ]] || $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -392,6 +392,22 @@ class WorkflowWiringTest(unittest.TestCase):
         self.assertEqual(set(matrix), {"release", "asan", "tsan"})
         self.assertLessEqual(set(matrix), presets)
 
+    def test_ci_builds_on_debian_13_and_with_clang(self):
+        jobs = self.load("ci.yml")["jobs"]
+        trixie = jobs["trixie"]
+        self.assertEqual(trixie["container"], "debian:trixie")
+        runs = [step.get("run", "") for step in trixie["steps"]]
+        self.assertIn("tools/install-deps.sh build test ci", runs)
+        self.assertIn("tools/test.sh release", runs)
+        clang = jobs["clang"]
+        self.assertEqual(clang["runs-on"], "ubuntu-24.04")
+        runs = [step.get("run", "") for step in clang["steps"]]
+        self.assertLess(runs.index("tools/install-deps.sh build test ci"), runs.index("tools/ci/clang-build.sh"))
+        with open(os.path.join(ROOT, "CMakePresets.json")) as f:
+            presets = json.load(f)
+        for kind in ("configurePresets", "buildPresets", "testPresets"):
+            self.assertIn("clang", {p["name"] for p in presets[kind]}, kind)
+
     def test_perf_triggers_and_inputs(self):
         workflow = self.load("perf.yml")
         triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on` as true
