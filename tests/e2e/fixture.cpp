@@ -232,7 +232,7 @@ bool skip_without_standin(const database& db) {
 }
 
 boost::json::value parse(std::string_view text) {
-    boost::json::error_code ec;
+    boost::system::error_code ec;  // boost::json::error_code is gone in Boost 1.88
     auto v = boost::json::parse(text, ec);
     if (ec)
         throw std::runtime_error("invalid JSON (" + ec.message() +

@@ -68,7 +68,7 @@ std::string outcome::describe() const {
         std::vector<std::pair<unsigned, std::size_t>> totals;
         for (auto& [status, n] : runs) {
             auto it = std::find_if(totals.begin(), totals.end(),
-                                   [&](auto& t) { return t.first == status; });
+                                   [status = status](auto& t) { return t.first == status; });
             if (it == totals.end())
                 totals.emplace_back(status, n);
             else

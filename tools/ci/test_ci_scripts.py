@@ -37,35 +37,127 @@ def write_executable(path, text):
     os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
 
+FIXTURES = os.path.join(HERE, "fixtures", "install-deps")
+ALL_GROUPS = ("build", "test", "bench", "format", "ci")
+
+
 class InstallDepsTest(unittest.TestCase):
-    def packages(self, os_release):
-        with tempfile.NamedTemporaryFile("w", suffix="os-release", delete=False) as f:
-            f.write(os_release)
-        self.addCleanup(os.unlink, f.name)
-        proc = run([os.path.join(ROOT, "tools", "install-deps.sh"), "--print", "build"],
-                   env={"INSTALL_DEPS_OS_RELEASE": f.name})
+    """tools/install-deps.sh against recorded apt-cache answers (fixtures/install-deps/README.md:
+    Debian 12 and 13 recorded, Ubuntu 24.04 hand-written)."""
+
+    def install_deps(self, distro, *groups, apt_dir=None):
+        fixture = os.path.join(FIXTURES, distro)
+        return run([os.path.join(ROOT, "tools", "install-deps.sh"), "--print", *groups],
+                   env={"INSTALL_DEPS_OS_RELEASE": os.path.join(fixture, "os-release"),
+                        "INSTALL_DEPS_APT_CACHE_DIR": apt_dir or fixture})
+
+    def packages(self, distro, *groups):
+        proc = self.install_deps(distro, *groups)
         self.assertEqual(proc.returncode, 0, proc.stderr)
         return proc.stdout.split()
 
     def test_debian_12_names(self):
-        pkgs = self.packages('ID=debian\nVERSION_ID="12"\n')
+        pkgs = self.packages("debian-12", *ALL_GROUPS)
         self.assertIn("libboost1.81-dev", pkgs)
         self.assertIn("libboost-json1.81-dev", pkgs)
+        self.assertNotIn("libboost1.74-dev", pkgs)  # offered, but has no Boost.JSON
         self.assertIn("catch2", pkgs)
+        # bookworm(-security) offers clang 13 to 22; 22 is the newest with its libclang-rt.
+        self.assertIn("clang-22", pkgs)
+        self.assertIn("libclang-rt-22-dev", pkgs)
+        self.assertIn("clang-format-14", pkgs)
+
+    def test_debian_13_names(self):
+        proc = self.install_deps("debian-13", *ALL_GROUPS)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        pkgs = proc.stdout.split()
+        self.assertIn("libboost1.88-dev", pkgs)  # trixie offers 1.83 and 1.88
+        self.assertIn("libboost-json1.88-dev", pkgs)
+        self.assertNotIn("libboost1.83-dev", pkgs)
+        self.assertNotIn("libboost1.81-dev", pkgs)
+        self.assertIn("clang-22", pkgs)
+        self.assertIn("libclang-rt-22-dev", pkgs)
+        self.assertNotIn("clang-14", pkgs)
+        # no clang-format-14 in trixie: the newest, with a warning that its output may differ
+        self.assertIn("clang-format-22", pkgs)
+        self.assertIn("may format differently", proc.stderr)
 
     def test_ubuntu_24_04_names(self):
-        pkgs = self.packages('ID=ubuntu\nVERSION_ID="24.04"\n')
+        pkgs = self.packages("ubuntu-24.04", *ALL_GROUPS)
         self.assertIn("libboost1.83-dev", pkgs)
         self.assertIn("libboost-json1.83-dev", pkgs)
         self.assertNotIn("libboost1.81-dev", pkgs)
         self.assertIn("libmongoc-dev", pkgs)
-
-    def test_print_lists_each_package_once(self):
-        proc = run([os.path.join(ROOT, "tools", "install-deps.sh"), "--print", "test", "bench", "format", "ci"])
-        pkgs = proc.stdout.split()
-        self.assertEqual(len(pkgs), len(set(pkgs)))
+        self.assertIn("clang-18", pkgs)
+        self.assertIn("libclang-rt-18-dev", pkgs)
         self.assertIn("clang-format-14", pkgs)
-        self.assertIn("ccache", pkgs)
+
+    def test_build_alone_needs_no_clang(self):
+        pkgs = self.packages("debian-12", "build")
+        self.assertFalse([p for p in pkgs if p.startswith("clang")], pkgs)
+        self.assertIn("g++", pkgs)
+
+    def test_each_package_once(self):  # the issue's finding 1: `build test` repeated build
+        for distro in ("debian-12", "debian-13", "ubuntu-24.04"):
+            for groups in (("build", "test"), ALL_GROUPS, ("bench", "test", "build")):
+                pkgs = self.packages(distro, *groups)
+                self.assertEqual(len(pkgs), len(set(pkgs)), (distro, groups, pkgs))
+                self.assertIn("cmake", pkgs)
+
+    def test_bench_draws_with_gnuplot_not_matplotlib(self):
+        for distro in ("debian-12", "debian-13", "ubuntu-24.04"):
+            pkgs = self.packages(distro, "bench")
+            self.assertIn("gnuplot-nox", pkgs)
+            self.assertNotIn("python3-matplotlib", pkgs)
+
+    def test_no_boost_with_json_is_a_clear_error(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "pkgnames"), "w") as f:
+                f.write("libboost1.74-dev\nlibboost1.81-dev\nclang-14\nlibclang-rt-14-dev\n")
+            proc = self.install_deps("debian-12", "build", apt_dir=tmp)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("no Boost >= 1.81 with Boost.JSON", proc.stderr)
+        self.assertIn("debian 12", proc.stderr)
+
+    def test_test_group_without_clang_runtime_is_a_clear_error(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "pkgnames"), "w") as f:
+                f.write("libboost1.83-dev\nlibboost-json1.83-dev\nclang-18\n")
+            proc = self.install_deps("ubuntu-24.04", "test", apt_dir=tmp)
+            self.assertEqual(proc.returncode, 1)
+            self.assertIn("no clang >= 14 with its runtime", proc.stderr)
+            self.assertEqual(self.install_deps("ubuntu-24.04", "build", apt_dir=tmp).returncode, 0)
+
+    def test_unknown_group(self):
+        proc = self.install_deps("debian-12", "docs")
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("unknown group 'docs'", proc.stderr)
+
+
+class TrixieChrootTest(unittest.TestCase):
+    SCRIPT = os.path.join(HERE, "trixie-chroot.sh")
+
+    def test_path_follows_the_environment(self):
+        proc = run([self.SCRIPT, "path"], env={"COROSERVE_TRIXIE_DIR": "/tmp/somewhere/trixie/"})
+        self.assertEqual((proc.returncode, proc.stdout), (0, "/tmp/somewhere/trixie\n"))
+
+    def test_unreachable_registry_skips_with_one_line(self):
+        with socket.socket() as probe:  # a port that was free a moment ago
+            probe.bind(("127.0.0.1", 0))
+            free = probe.getsockname()[1]
+        with tempfile.TemporaryDirectory() as tmp:
+            proc = run([self.SCRIPT, "ensure", "g++"],
+                       env={"COROSERVE_TRIXIE_DIR": os.path.join(tmp, "trixie"),
+                            "COROSERVE_DEBIAN_MIRROR": f"http://127.0.0.1:{free}/debian"})
+            self.assertEqual(proc.returncode, 3, proc.stderr)
+            self.assertEqual(len(proc.stderr.splitlines()), 1, proc.stderr)
+            self.assertTrue(proc.stderr.startswith("skip: "), proc.stderr)
+            self.assertEqual(os.listdir(tmp), [])  # nothing created
+
+    def test_run_needs_a_command_after_the_separator(self):
+        for args in (["run", "true"], ["run", "--"], ["run", "--bind"], ["frobnicate"]):
+            proc = run([self.SCRIPT, *args])
+            self.assertEqual(proc.returncode, 2, (args, proc.stderr))
 
 
 class SeedMongoTest(unittest.TestCase):
@@ -471,6 +563,22 @@ class WorkflowWiringTest(unittest.TestCase):
         matrix = self.load("ci.yml")["jobs"]["build-test"]["strategy"]["matrix"]["preset"]
         self.assertEqual(set(matrix), {"release", "asan", "tsan"})
         self.assertLessEqual(set(matrix), presets)
+
+    def test_ci_builds_on_debian_13_and_with_clang(self):
+        jobs = self.load("ci.yml")["jobs"]
+        trixie = jobs["trixie"]
+        self.assertEqual(trixie["container"], "debian:trixie")
+        runs = [step.get("run", "") for step in trixie["steps"]]
+        self.assertIn("tools/install-deps.sh build test ci", runs)
+        self.assertIn("tools/test.sh release", runs)
+        clang = jobs["clang"]
+        self.assertEqual(clang["runs-on"], "ubuntu-24.04")
+        runs = [step.get("run", "") for step in clang["steps"]]
+        self.assertLess(runs.index("tools/install-deps.sh build test ci"), runs.index("tools/ci/clang-build.sh"))
+        with open(os.path.join(ROOT, "CMakePresets.json")) as f:
+            presets = json.load(f)
+        for kind in ("configurePresets", "buildPresets", "testPresets"):
+            self.assertIn("clang", {p["name"] for p in presets[kind]}, kind)
 
     def test_perf_triggers_and_inputs(self):
         workflow = self.load("perf.yml")

@@ -259,6 +259,11 @@ cmd_ensure() {
         chroot "$ROOT" update-ca-certificates >&2
     fi
 
+    # Package lists (mmdebstrap removes them), so that apt-cache answers inside the chroot.
+    if [[ -z "$(find "$ROOT/var/lib/apt/lists" -maxdepth 1 -name '*_Packages' 2>/dev/null)" ]]; then
+        "$0" run -- apt-get -q update >&2 || die "apt-get update failed"
+    fi
+
     local missing=() p
     for p in "$@"; do
         installed "$p" || missing+=("$p")

@@ -52,7 +52,7 @@ std::size_t connection_registry::close_all() {
     for (auto& [ex, weak] : all) {
         // The session and this close both run on the session's executor (one thread),
         // so the socket is either still open here or the session is gone (weak expired).
-        asio::post(ex, [weak] {
+        asio::post(ex, [weak = weak] {  // clang 14 cannot capture a structured binding
             if (auto conn = weak.lock()) {
                 boost::system::error_code ignored;
                 conn->socket.shutdown(tcp::socket::shutdown_both, ignored);
@@ -146,7 +146,8 @@ asio::awaitable<bool> read_message(Input& input, wire::header& h, std::vector<ui
 }  // namespace
 
 asio::awaitable<void> server::session(tcp::socket socket, int32_t id) {
-    auto conn = std::make_shared<connection_registry::live>(socket);
+    auto conn = std::make_shared<connection_registry::live>(
+        connection_registry::live{socket});  // no aggregate ()-init in clang 14
     const uint64_t key = connections_.add(socket.get_executor(), conn);
     struct unregister {
         connection_registry& r;

@@ -115,7 +115,10 @@ std::variant<filter, std::string> filter::parse(std::span<const uint8_t> doc) {
 bool filter::matches(std::span<const uint8_t> doc) const {
     if (terms_.empty()) return true;
     bson_view view(doc);
-    for (const auto& term : terms_) {
+    for (const auto& stored : terms_) {
+        // A local copy: vector elements do not keep the typedef's 128-byte alignment, which
+        // libbson's functions declare (clang: -Walign-mismatch).
+        const bson_iter_t term = stored;
         bson_iter_t field;
         if (!find_field(view.get(), key_of(term), field)) {
             if (BSON_ITER_HOLDS_NULL(&term)) continue;  // {a: null} matches a missing a
