@@ -22,8 +22,9 @@ fi
 # catch2/catch.hpp; Ubuntu's `catch` is 1.12): there the tests build only if they accept 3.x.
 # Nothing is fetched from outside the distro's archive.
 build=(cmake ninja-build g++ pkg-config "${boost[@]}" libmongoc-dev libbson-dev catch2)
-# Real drivers that the stand-in's tests talk through, and the clang runtime for the fuzzer.
-test=(python3-pymongo python3-motor nodejs npm golang-go golang-mongodb-mongo-driver-dev
+# Real drivers that the stand-in's tests talk through, the clang runtime for the fuzzer, and
+# dpkg-dev (dpkg-shlibdeps) for the Debian package test.
+test=(python3-pymongo python3-motor nodejs npm golang-go golang-mongodb-mongo-driver-dev dpkg-dev
       clang-14 libclang-rt-14-dev)
 bench=(wrk nginx-light python3-flask python3-gevent python3-tornado python3-motor
        python3-pymongo python3-matplotlib gunicorn uwsgi uwsgi-plugin-python3 uwsgi-plugin-gevent-python3
