@@ -112,12 +112,14 @@ bool valid_name(const std::string& name) {
     });
 }
 
-// `a && b` rethrows the failure of either; when both failed it throws multiple_exceptions.
+// `a && b` rethrows the failure of either. When both complete with an exception it throws
+// multiple_exceptions: both failed, or one failed and the other, cancelled before a worker took
+// it, completed with job_cancelled. The first exception is the failure that started it.
 std::string what_failed(std::exception_ptr error) {
     try {
         std::rethrow_exception(error);
     } catch (const asio::multiple_exceptions& e) {
-        return "both failed, first: " + what_failed(e.first_exception());
+        return what_failed(e.first_exception());
     } catch (const std::exception& e) {
         return e.what();
     }
