@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <coroserve/blocking_pool.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -21,7 +22,6 @@
 #include <thread>
 #include <vector>
 
-#include "blocking_pool.hpp"
 #include "config.hpp"
 #include "handlers.hpp"
 #include "metrics.hpp"

@@ -1,10 +1,9 @@
 // The non-template half of blocking_pool: the bounded queue and the worker threads.
-#include "blocking_pool.hpp"
-
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <coroserve/blocking_pool.hpp>
 
 namespace coroserve {
 namespace {

@@ -4,8 +4,8 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <coroserve/blocking_pool.hpp>
 
-#include "blocking_pool.hpp"
 #include "config.hpp"
 #include "metrics.hpp"
 #include "mongo.hpp"

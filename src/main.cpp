@@ -1,10 +1,10 @@
 // coroserve: wiring only. Reads the configuration, builds the parts, serves until a signal.
+#include <coroserve/blocking_pool.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <vector>
 
-#include "blocking_pool.hpp"
 #include "config.hpp"
 #include "handlers.hpp"
 #include "metrics.hpp"

@@ -2,9 +2,8 @@
 #include "metrics.hpp"
 
 #include <algorithm>
+#include <coroserve/blocking_pool.hpp>
 #include <cstdio>
-
-#include "blocking_pool.hpp"
 
 namespace coroserve {
 

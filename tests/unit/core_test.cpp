@@ -16,12 +16,12 @@
 #include <boost/asio/use_future.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <coroserve/blocking_pool.hpp>
 #include <future>
 #include <map>
 #include <stdexcept>
 #include <thread>
 
-#include "blocking_pool.hpp"
 #include "config.hpp"
 #include "metrics.hpp"
 #include "router.hpp"
