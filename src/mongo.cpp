@@ -185,7 +185,11 @@ std::optional<std::string> database::find_one(std::string_view collection,
     if (!bson_init_static(&doc, data, len)) throw db_error{"find answered a corrupt document"};
     std::string json;
     json.reserve(len + len / 4);
-    append_relaxed_json(json, doc);
+    try {
+        append_relaxed_json(json, doc);
+    } catch (const bson_json_error& e) {  // e.g. nested past 200 levels: a bad answer, 502
+        throw db_error{e.what()};
+    }
     return json;
 }
 

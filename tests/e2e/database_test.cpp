@@ -39,7 +39,7 @@ std::vector<std::string> fault_flags() {
 
 }  // namespace
 
-TEST_CASE("Database stopped: 503 quickly; restarted: the server recovers by itself",
+TEST_CASE("Database stopped: 503 quickly, and once restarted the server recovers by itself",
           "[e2e][mongo]") {
     database db;
     if (skip_without_standin(db)) return;
@@ -200,7 +200,7 @@ TEST_CASE("Dropped and refused database connections: quick 5xx, then recovery", 
     REQUIRE(poll_until(srv.port(), "/mongo", 200, 10s).status == 200);
 }
 
-TEST_CASE("A saturated pool answers 503 + Retry-After at once; other requests are served",
+TEST_CASE("A saturated pool answers 503 + Retry-After at once, and other requests are served",
           "[e2e][mongo]") {
     database db;
     server srv{db.uri(), {"--workers", "1", "--queue", "0", "--demo-endpoints"}};

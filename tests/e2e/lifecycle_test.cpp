@@ -276,7 +276,7 @@ TEST_CASE("The start-up line hides the MongoDB password", "[e2e]") {
     REQUIRE(p->terminate().ok());
 }
 
-TEST_CASE("The access log (--access-log) logs each request; off by default", "[e2e]") {
+TEST_CASE("The access log (--access-log) logs each request and is off by default", "[e2e]") {
     {
         auto p = logging_server({"--mongodb-uri", no_database_uri, "--access-log"});
         auto port = static_cast<unsigned short>(std::stoi(p->first_line()));
