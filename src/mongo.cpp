@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "bson_json.hpp"
+#include "log_limiter.hpp"
 
 namespace coroserve {
 namespace {
@@ -53,17 +54,11 @@ class client_lease {
 // a second here too, like the router's failure lines. Debug and trace output is dropped.
 void log_from_driver(mongoc_log_level_t level, const char* domain, const char* message, void*) {
     if (level > MONGOC_LOG_LEVEL_INFO) return;
-    using namespace std::chrono;
-    static std::atomic<std::int64_t> next_ms{0};
-    static std::atomic<unsigned> suppressed{0};
-    auto now = duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
-    auto next = next_ms.load(std::memory_order_relaxed);
-    if (now < next || !next_ms.compare_exchange_strong(next, now + 1000)) {
-        suppressed.fetch_add(1, std::memory_order_relaxed);
-        return;
-    }
+    static log_limiter limit;
+    auto suppressed = limit.allow();
+    if (!suppressed) return;
     std::fprintf(stderr, "coroserve: libmongoc %s %s: %s (%u similar lines suppressed)\n",
-                 mongoc_log_level_str(level), domain, message, suppressed.exchange(0));
+                 mongoc_log_level_str(level), domain, message, *suppressed);
 }
 
 void init_driver_once() {

@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "handlers.hpp"
+#include "log_limiter.hpp"
 
 namespace coroserve {
 namespace {
@@ -37,17 +38,11 @@ std::size_t split_path(std::string_view path, std::array<std::string_view, 4>& s
 
 // Failures can come thousands of times a second: log at most one line a second.
 void log_failure(const char* kind, const char* detail) {
-    using namespace std::chrono;
-    static std::atomic<std::int64_t> next_ms{0};
-    static std::atomic<unsigned> suppressed{0};
-    auto now = duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
-    auto next = next_ms.load(std::memory_order_relaxed);
-    if (now < next || !next_ms.compare_exchange_strong(next, now + 1000)) {
-        suppressed.fetch_add(1, std::memory_order_relaxed);
-        return;
-    }
+    static log_limiter limit;
+    auto suppressed = limit.allow();
+    if (!suppressed) return;
     std::fprintf(stderr, "coroserve: %s: %s (%u similar lines suppressed)\n", kind, detail,
-                 suppressed.exchange(0));
+                 *suppressed);
 }
 
 // A TLS or authentication failure: counted by cause, logged (rate-limited) with libmongoc's

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "config.hpp"
+#include "log_limiter.hpp"
 #include "metrics.hpp"
 #include "router.hpp"
 
@@ -487,4 +488,13 @@ TEST_CASE("pool: a client that only half-closed still gets its job run", "[unit]
     CHECK(pool.skipped() == 0);
     ::close(client);
     ::close(server_side);
+}
+
+TEST_CASE("log_limiter lets one line a second through and counts the ones it held back", "[unit]") {
+    log_limiter limit;
+    REQUIRE(limit.allow() == 0u);  // the first line goes out
+    for (int i = 0; i < 5; ++i) REQUIRE_FALSE(limit.allow().has_value());
+    std::this_thread::sleep_for(1100ms);
+    REQUIRE(limit.allow() == 5u);  // the next second's line says how many were dropped
+    REQUIRE_FALSE(limit.allow().has_value());
 }
