@@ -19,6 +19,11 @@ if [[ -f $cache && -n ${COROSERVE_CLANG:-} ]]; then
   want=$(command -v "$COROSERVE_CLANG" || echo "$COROSERVE_CLANG")
   grep -qx "CMAKE_CXX_COMPILER:[A-Z]*=$want" "$cache" || rm -rf build/clang/CMakeCache.txt build/clang/CMakeFiles
 fi
+# A compiler cache when one is installed (`tools/install-deps.sh ci`): an unchanged tree, e.g. a
+# fresh clone, rebuilds in seconds. Paths count from the tree, so clones share the cache.
+if command -v ccache >/dev/null && [[ -z ${CMAKE_CXX_COMPILER_LAUNCHER:-} ]]; then
+  export CMAKE_CXX_COMPILER_LAUNCHER=ccache CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
+fi
 cmake --preset clang >/dev/null
 echo "clang-build: $(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$cache")"
 cmake --build --preset clang -j "${COROSERVE_JOBS:-$(nproc)}"
