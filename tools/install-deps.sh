@@ -99,8 +99,10 @@ build=(cmake ninja-build g++ pkg-config "libboost1.$boost_minor-dev" "libboost-j
        libmongoc-dev libbson-dev catch2 libssl-dev)
 # Real drivers that the stand-in's tests talk through, and clang with its runtime for the
 # fuzzer and the clang build; openssl, the CLI that makes the throw-away test certificates
-# (tests/support/make-test-certs.sh); dpkg-dev, dpkg-shlibdeps for the Debian package test.
-test=(python3-pymongo python3-motor nodejs npm golang-go golang-mongodb-mongo-driver-dev openssl dpkg-dev)
+# (tests/support/make-test-certs.sh); dpkg-dev and file, what CPack's Debian generator runs for
+# the package test (dpkg-shlibdeps, file).
+test=(python3-pymongo python3-motor nodejs npm golang-go golang-mongodb-mongo-driver-dev openssl dpkg-dev
+      file)
 # Contenders and tools of the benchmark; the charts are drawn with gnuplot (matplotlib would
 # pull libboost-dev 1.74, which conflicts with libboost1.81-dev on Debian 12).
 bench=(wrk nginx-light python3-flask python3-gevent python3-tornado python3-motor python3-pymongo

@@ -170,7 +170,10 @@ TEST_CASE("chunk metadata cannot grow the server's memory", "[hardening]") {
                      << o.describe());
         CHECK(sent < (16u << 20));  // stopped after the bound plus what the socket buffers hold
         REQUIRE(o.responses.size() == 1);
-        CHECK(o.responses[0].status == 400);
+        // A huge trailer is header fields: Boost 1.88's Beast counts it against the header
+        // limit (431), 1.81's reports a bad chunk (400). Either refuses and closes.
+        const int status = o.responses[0].status;
+        CHECK((status == 400 || (i == 2 && status == 431)));
     }
     const long rss_after = rss_kib(srv.pid());
     std::printf("chunk metadata: RSS %ld -> %ld KiB\n", rss_before, rss_after);

@@ -21,12 +21,21 @@ ca() {  # NAME CN
   quiet openssl req -x509 -new -key "$1.key" -out "$1.pem" -days 2 -subj "/CN=$2" \
     -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
 }
-leaf() {  # NAME CN DAYS SAN [EXTENDED_KEY_USAGE]
+# A validity that ended in the past: OpenSSL 3.4+ (Debian 13) takes the dates and refuses a
+# negative -days; older ones (Debian 12's 3.0) have no -not_after but take -days -1.
+if openssl x509 -help 2>&1 | grep -q -- -not_after; then
+  past=(-not_before 20200101000000Z -not_after 20200102000000Z)
+else
+  past=(-days -1)
+fi
+leaf() {  # NAME CN DAYS|past SAN [EXTENDED_KEY_USAGE]
   key "$1.key"
   quiet openssl req -new -key "$1.key" -out "$1.csr" -subj "/CN=$2"
   printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=%s\n' "$4" "${5:-serverAuth}" >"$1.ext"
+  local validity=(-days "$3")
+  [[ $3 == past ]] && validity=("${past[@]}")
   quiet openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -out "$1.pem" \
-    -days "$3" -extfile "$1.ext"
+    "${validity[@]}" -extfile "$1.ext"
   rm -f "$1.csr" "$1.ext"
 }
 
@@ -34,7 +43,7 @@ ca ca coroserve-test-ca
 ca other-ca coroserve-other-ca
 leaf server localhost 2 "IP:127.0.0.1,DNS:localhost"
 leaf client coroserve-test-client 2 "DNS:client.invalid" clientAuth
-leaf expired localhost -1 "IP:127.0.0.1,DNS:localhost"
+leaf expired localhost past "IP:127.0.0.1,DNS:localhost"
 leaf wronghost wrong-host.invalid 2 "DNS:wrong-host.invalid"
 key selfsigned.key
 quiet openssl req -x509 -new -key selfsigned.key -out selfsigned.pem -days 2 -subj /CN=localhost \

@@ -496,7 +496,10 @@ TEST_CASE("invalid UTF-8 is refused (the corpus' decode error), as libbson refus
     for (std::uint32_t v = 0x80; v < (1u << 24); v += (v < 0x10000 ? 1 : 61)) {
         const int n = v < 0x100 ? 1 : v < 0x10000 ? 2 : 3;
         for (int i = 0; i < n; ++i) buf[i] = static_cast<std::uint8_t>(v >> (8 * (n - 1 - i)));
-        if (buf[0] < 0x80 || v == 0xc080) continue;
+        // C0 80 anywhere is the one case libbson 1.23 and 1.30 disagree on (see above).
+        const bool c0_80 = (n >= 2 && buf[0] == 0xc0 && buf[1] == 0x80) ||
+                           (n == 3 && buf[1] == 0xc0 && buf[2] == 0x80);
+        if (buf[0] < 0x80 || c0_80) continue;
         bson_t doc;
         bson_init(&doc);
         bson_append_utf8(&doc, "v", 1, reinterpret_cast<const char*>(buf), n);
