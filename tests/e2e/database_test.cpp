@@ -205,6 +205,10 @@ TEST_CASE("A saturated pool answers 503 + Retry-After at once, and other request
     database db;
     server srv{db.uri(), {"--workers", "1", "--queue", "0", "--demo-endpoints"}};
     REQUIRE(get(srv.port(), "/mongo").status == 200);
+    // The worker counts as busy until just after its answer was handed back: wait until it is
+    // idle, or the wait below could see that job instead of the /sleep.
+    for (int i = 0; i < 100 && metric_now(srv.port(), "coroserve_pool_busy") > 0; ++i)
+        std::this_thread::sleep_for(10ms);
 
     // Hold the only worker (long enough for a loaded machine to do the rest meanwhile).
     connection holder{srv.port()};
