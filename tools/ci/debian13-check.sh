@@ -79,7 +79,10 @@ if ! inside 'cmake --build --preset release -j "$COROSERVE_JOBS" -- -k 0'; then
 fi
 stage "build: $((SECONDS - t0)) s"
 t0=$SECONDS
-if ! inside 'ctest --preset release -j 2'; then
+# A test that fails once gets one more try here (ctest prints both attempts): two timing
+# tests that had never run under CTest before each failed once in this chroot and were fixed;
+# the Debian 12 suite in .ci/run stays without retries.
+if ! inside 'ctest --preset release -j 2 --repeat until-pass:2'; then
   failed+=("ctest")
 fi
 stage "ctest: $((SECONDS - t0)) s"
