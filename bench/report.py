@@ -414,9 +414,11 @@ def save(out_dir, results, charts=False):
 # (charts/<name>.dat, charts/<name>.gp), so a reader can re-draw or restyle it by hand.
 
 GNUPLOT_TERMINAL = "pngcairo noenhanced font 'DejaVu Sans,9'"
-# The ten colours of a common qualitative palette (tab10), one per contender, in report order.
+# One colour per contender, in report order: the ten of a common qualitative palette (tab10),
+# then six more that differ from all of them (the matrix has 12 contenders: with ten colours
+# the eleventh, drogon, was drawn in coroserve's blue).
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf"]
+           "#bcbd22", "#17becf", "#000000", "#e6ab02", "#6a3d9a", "#b15928", "#a6cee3", "#fb9a99"]
 
 
 class ChartError(RuntimeError):

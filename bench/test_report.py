@@ -172,6 +172,13 @@ class ReportTest(unittest.TestCase):
             stem = os.path.splitext(os.path.basename(p))[0]
             self.assertTrue(os.path.exists(os.path.join(self.dir, "charts", stem + ".gp")))
 
+    def test_every_contender_has_its_own_colour(self):
+        """The matrix charts tell contenders apart by colour: no two of them may share one."""
+        import contenders
+        n = len(contenders.by_id())
+        colours = [report._colour(i) for i in range(n)]
+        self.assertEqual(len(set(colours)), n, colours)
+
     def test_chart_labels_are_quoted(self):
         self.assertEqual(report._q('a "b" \\ c'), '"a \\"b\\" \\\\ c"')
 
