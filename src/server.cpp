@@ -3,6 +3,7 @@
 // beside it that enforces the deadline of whatever the connection is waiting for.
 #include "server.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
@@ -46,7 +47,7 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto never = clock_type::time_point::max();
-constexpr std::size_t small_buffer = 1024;  // read buffer an idle connection may keep
+constexpr std::size_t small_buffer = 1024;  // read buffer an idle connection keeps
 
 // One open connection: its socket, and the deadline of what it is waiting for. The watchdog
 // sleeps on `timer` until the deadline; moving the deadline earlier re-arms the timer.
@@ -59,7 +60,11 @@ struct connection {
         timed_out = false;
         if (deadline < timer.expiry()) timer.expires_at(deadline);  // wakes the watchdog early
     }
-    void expire_never() { deadline = never; }
+    // Also forgets a timeout that came after the operation it was meant for had completed.
+    void expire_never() {
+        deadline = never;
+        timed_out = false;
+    }
 
     tcp::socket socket;
     asio::steady_timer timer;
@@ -173,18 +178,26 @@ asio::awaitable<void> watchdog(connection& c) {
     }
 }
 
-// Waits until the next request starts to arrive. At most a small buffer is held meanwhile:
-// an idle connection costs its coroutine frames and little else. False when the client left,
-// the idle time ran out, or the server is draining.
-asio::awaitable<bool> wait_for_request(connection& c, shared_state& s,
+// Waits for the next request and reads its first bytes (usually all of it) into the empty
+// `buffer`, which holds at most the small buffer meanwhile: an idle connection costs its
+// coroutine frames and little else. A read rather than a wait for readability: a read leaves
+// the socket registered with epoll as it is, where Asio re-arms it (epoll_ctl) for every wait.
+// False when the client left, the idle time ran out, or the server is draining.
+asio::awaitable<bool> wait_for_request(connection& c, beast::flat_buffer& buffer, shared_state& s,
                                        clock_type::duration patience) {
     if (s.draining) co_return false;
     c.idle = true;
     c.expire_after(patience);
-    auto [ec] = co_await c.socket.async_wait(tcp::socket::wait_read, use_tuple);
+    auto space = buffer.prepare(std::min(small_buffer, buffer.max_size()));
+    auto [ec, n] = co_await c.socket.async_read_some(space, use_tuple);
     c.idle = false;
-    if (ec && c.timed_out) s.stats.idle_timeouts.fetch_add(1, std::memory_order_relaxed);
-    co_return !ec;
+    if (ec) {
+        if (c.timed_out) s.stats.idle_timeouts.fetch_add(1, std::memory_order_relaxed);
+        co_return false;
+    }
+    buffer.commit(n);
+    c.expire_never();  // until the request needs more bytes
+    co_return true;
 }
 
 // Writes a reply; false if the client did not take it in time.
@@ -268,7 +281,7 @@ asio::awaitable<void> serve(connection& c, shared_state& s) {
             // kept, which saves a malloc and free per request and keeps an idle connection
             // within its memory bound.
             if (buffer.capacity() > small_buffer) buffer.shrink_to_fit();
-            if (!co_await wait_for_request(c, s, patience)) co_return;
+            if (!co_await wait_for_request(c, buffer, s, patience)) co_return;
         }
 
         http::request_parser<http::string_body> parser;
