@@ -253,14 +253,23 @@ asio::awaitable<void> reject(connection& c, beast::error_code ec, unsigned versi
         co_await close_gently(c);
 }
 
-// Reads one whole request within the header deadline, with Beast's header and body limits.
+// Reads one whole request, with Beast's header and body limits. What the buffer holds is
+// parsed first (usually the whole request: the wait read it, or it came pipelined); only a
+// request still incomplete goes back to the socket, within the header deadline.
 asio::awaitable<beast::error_code> read_request(connection& c, beast::flat_buffer& buffer,
                                                 http::request_parser<http::string_body>& parser,
                                                 const config& cfg) {
     parser.header_limit(static_cast<std::uint32_t>(cfg.header_limit));
     parser.body_limit(cfg.body_limit);
-    c.expire_after(cfg.header_timeout);
-    auto [ec, n] = co_await http::async_read(c.socket, buffer, parser, use_tuple);
+    parser.eager(true);  // a body in the buffer is parsed with its header
+    beast::error_code ec;
+    buffer.consume(parser.put(buffer.data(), ec));
+    if (ec == http::error::need_more) ec.clear();
+    if (!ec && !parser.is_done()) {
+        c.expire_after(cfg.header_timeout);
+        auto [read_ec, n] = co_await http::async_read(c.socket, buffer, parser, use_tuple);
+        ec = read_ec;
+    }
     // A Transfer-Encoding that does not end in chunked leaves the body length unknown: Beast
     // reads no body, a proxy may read one. 400 and close (RFC 9112 6.3), no smuggling.
     if (!ec && parser.get().count(http::field::transfer_encoding) && !parser.chunked())
