@@ -23,11 +23,15 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <charconv>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -133,28 +137,52 @@ std::string_view http_date() {
     return text.data();
 }
 
-// The status line and headers of a reply. Written by hand: Beast's response type allocates
-// once per header field, and ours are few and fixed.
-std::string response_head(const reply& r, unsigned version, bool keep_alive) {
-    std::string head;
-    head.reserve(256);
-    head += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-    head += std::to_string(r.status);
-    head += ' ';
-    head += http::obsolete_reason(static_cast<http::status>(r.status));
-    head += "\r\nServer: coroserve\r\nDate: ";
-    head += http_date();
-    head += "\r\nContent-Type: ";
-    head += r.content_type;
-    head += "\r\nContent-Length: ";
-    head += std::to_string(r.body.size());
-    if (!r.allow.empty()) (head += "\r\nAllow: ") += r.allow;
-    if (r.retry_after) (head += "\r\nRetry-After: ") += std::to_string(r.retry_after);
-    if (!keep_alive && version != 10) head += "\r\nConnection: close";
-    if (keep_alive && version == 10) head += "\r\nConnection: keep-alive";
-    head += "\r\n\r\n";
-    return head;
-}
+// The status line and headers of a reply, written by hand into a fixed array: Beast's response
+// type allocates once per header field, a std::string once per reply, and ours are few, short
+// and made of our own constants.
+class response_head {
+  public:
+    response_head(const reply& r, unsigned version, bool keep_alive) {
+        add(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+        add(r.status);
+        add(" ");
+        add(http::obsolete_reason(static_cast<http::status>(r.status)));
+        add("\r\nServer: coroserve\r\nDate: ");
+        add(http_date());
+        add("\r\nContent-Type: ");
+        add(r.content_type);
+        add("\r\nContent-Length: ");
+        add(r.body.size());
+        if (!r.allow.empty()) {
+            add("\r\nAllow: ");
+            add(r.allow);
+        }
+        if (r.retry_after) {
+            add("\r\nRetry-After: ");
+            add(r.retry_after);
+        }
+        if (!keep_alive && version != 10) add("\r\nConnection: close");
+        if (keep_alive && version == 10) add("\r\nConnection: keep-alive");
+        add("\r\n\r\n");
+    }
+    asio::const_buffer buffer() const { return {text_.data(), size_}; }
+
+  private:
+    // A head that does not fit is a bug (a long content type), not bad input.
+    void add(std::string_view s) {
+        if (s.size() > text_.size() - size_) throw std::length_error{"reply head too long"};
+        std::memcpy(text_.data() + size_, s.data(), s.size());
+        size_ += s.size();
+    }
+    void add(std::size_t n) {
+        auto [end, ec] = std::to_chars(text_.data() + size_, text_.data() + text_.size(), n);
+        if (ec != std::errc{}) throw std::length_error{"reply head too long"};
+        size_ = static_cast<std::size_t>(end - text_.data());
+    }
+
+    std::array<char, 512> text_;
+    std::size_t size_ = 0;
+};
 
 void log_access(const http::request<http::string_body>& req, const reply& r) {
     std::fprintf(stderr, "%.*s %.*s %u %zu\n", static_cast<int>(req.method_string().size()),
@@ -203,8 +231,8 @@ asio::awaitable<bool> wait_for_request(connection& c, beast::flat_buffer& buffer
 // Writes a reply; false if the client did not take it in time.
 asio::awaitable<bool> write_reply(connection& c, const reply& r, unsigned version, bool keep_alive,
                                   bool head_only, shared_state& s) {
-    std::string head = response_head(r, version, keep_alive);
-    std::array<asio::const_buffer, 2> buffers{asio::buffer(head),
+    const response_head head{r, version, keep_alive};
+    std::array<asio::const_buffer, 2> buffers{head.buffer(),
                                               asio::buffer(r.body, head_only ? 0 : r.body.size())};
     c.expire_after(s.cfg.write_timeout);
     auto [ec, n] = co_await asio::async_write(c.socket, buffers, use_tuple);
