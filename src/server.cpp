@@ -3,7 +3,6 @@
 // beside it that enforces the deadline of whatever the connection is waiting for.
 #include "server.hpp"
 
-#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
@@ -20,6 +19,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/read_size.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -216,7 +216,9 @@ asio::awaitable<bool> wait_for_request(connection& c, beast::flat_buffer& buffer
     if (s.draining) co_return false;
     c.idle = true;
     c.expire_after(patience);
-    auto space = buffer.prepare(std::min(small_buffer, buffer.max_size()));
+    // As much as Beast's first read would take (512 bytes, or what the kept buffer holds): the
+    // header limit counts from what the first parse did not consume, so the size matters.
+    auto space = buffer.prepare(beast::read_size(buffer, small_buffer));
     auto [ec, n] = co_await c.socket.async_read_some(space, use_tuple);
     c.idle = false;
     if (ec) {

@@ -201,7 +201,7 @@ TEST_CASE("HTTP/1.0: answered in 1.0, closed unless keep-alive is asked", "[e2e]
 
 TEST_CASE("Requests in pieces, over the read buffer, or cut across a pipeline are answered",
           "[e2e]") {
-    // The server reads the start of a request into a 1 KiB buffer and parses what that holds
+    // The server reads the start of a request into its small buffer and parses what that holds
     // before it reads again: each way a request can straddle those reads gets the same answer.
     server srv{no_database_uri};
     connection c{srv.port()};
