@@ -283,15 +283,16 @@ asio::awaitable<void> reject(connection& c, beast::error_code ec, unsigned versi
         co_await close_gently(c);
 }
 
-// Reads one whole request, with Beast's header and body limits. What the buffer holds is
-// parsed first (usually the whole request: the wait read it, or it came pipelined); only a
-// request still incomplete goes back to the socket, within the header deadline.
+// Reads one whole request, with Beast's header and body limits. The header is parsed from
+// what the buffer holds (usually the whole request: the wait read it, or it came pipelined);
+// only a request still incomplete, or one with a body, goes on with http::async_read, within
+// the header deadline. (Not eager: after need_more in a chunked body, Beast's parser must be
+// given more bytes before it looks again, which http::async_read would not do.)
 asio::awaitable<beast::error_code> read_request(connection& c, beast::flat_buffer& buffer,
                                                 http::request_parser<http::string_body>& parser,
                                                 const config& cfg) {
     parser.header_limit(static_cast<std::uint32_t>(cfg.header_limit));
     parser.body_limit(cfg.body_limit);
-    parser.eager(true);  // a body in the buffer is parsed with its header
     beast::error_code ec;
     buffer.consume(parser.put(buffer.data(), ec));
     if (ec == http::error::need_more) ec.clear();
