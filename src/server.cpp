@@ -19,14 +19,19 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/read_size.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <charconv>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -46,7 +51,7 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto never = clock_type::time_point::max();
-constexpr std::size_t small_buffer = 1024;  // read buffer an idle connection may keep
+constexpr std::size_t small_buffer = 1024;  // read buffer an idle connection keeps
 
 // One open connection: its socket, and the deadline of what it is waiting for. The watchdog
 // sleeps on `timer` until the deadline; moving the deadline earlier re-arms the timer.
@@ -59,7 +64,11 @@ struct connection {
         timed_out = false;
         if (deadline < timer.expiry()) timer.expires_at(deadline);  // wakes the watchdog early
     }
-    void expire_never() { deadline = never; }
+    // Also forgets a timeout that came after the operation it was meant for had completed.
+    void expire_never() {
+        deadline = never;
+        timed_out = false;
+    }
 
     tcp::socket socket;
     asio::steady_timer timer;
@@ -128,28 +137,52 @@ std::string_view http_date() {
     return text.data();
 }
 
-// The status line and headers of a reply. Written by hand: Beast's response type allocates
-// once per header field, and ours are few and fixed.
-std::string response_head(const reply& r, unsigned version, bool keep_alive) {
-    std::string head;
-    head.reserve(256);
-    head += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-    head += std::to_string(r.status);
-    head += ' ';
-    head += http::obsolete_reason(static_cast<http::status>(r.status));
-    head += "\r\nServer: coroserve\r\nDate: ";
-    head += http_date();
-    head += "\r\nContent-Type: ";
-    head += r.content_type;
-    head += "\r\nContent-Length: ";
-    head += std::to_string(r.body.size());
-    if (!r.allow.empty()) (head += "\r\nAllow: ") += r.allow;
-    if (r.retry_after) (head += "\r\nRetry-After: ") += std::to_string(r.retry_after);
-    if (!keep_alive && version != 10) head += "\r\nConnection: close";
-    if (keep_alive && version == 10) head += "\r\nConnection: keep-alive";
-    head += "\r\n\r\n";
-    return head;
-}
+// The status line and headers of a reply, written by hand into a fixed array: Beast's response
+// type allocates once per header field, a std::string once per reply, and ours are few, short
+// and made of our own constants.
+class response_head {
+  public:
+    response_head(const reply& r, unsigned version, bool keep_alive) {
+        add(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+        add(r.status);
+        add(" ");
+        add(http::obsolete_reason(static_cast<http::status>(r.status)));
+        add("\r\nServer: coroserve\r\nDate: ");
+        add(http_date());
+        add("\r\nContent-Type: ");
+        add(r.content_type);
+        add("\r\nContent-Length: ");
+        add(r.body.size());
+        if (!r.allow.empty()) {
+            add("\r\nAllow: ");
+            add(r.allow);
+        }
+        if (r.retry_after) {
+            add("\r\nRetry-After: ");
+            add(r.retry_after);
+        }
+        if (!keep_alive && version != 10) add("\r\nConnection: close");
+        if (keep_alive && version == 10) add("\r\nConnection: keep-alive");
+        add("\r\n\r\n");
+    }
+    asio::const_buffer buffer() const { return {text_.data(), size_}; }
+
+  private:
+    // A head that does not fit is a bug (a long content type), not bad input.
+    void add(std::string_view s) {
+        if (s.size() > text_.size() - size_) throw std::length_error{"reply head too long"};
+        std::memcpy(text_.data() + size_, s.data(), s.size());
+        size_ += s.size();
+    }
+    void add(std::size_t n) {
+        auto [end, ec] = std::to_chars(text_.data() + size_, text_.data() + text_.size(), n);
+        if (ec != std::errc{}) throw std::length_error{"reply head too long"};
+        size_ = static_cast<std::size_t>(end - text_.data());
+    }
+
+    std::array<char, 512> text_;
+    std::size_t size_ = 0;
+};
 
 void log_access(const http::request<http::string_body>& req, const reply& r) {
     std::fprintf(stderr, "%.*s %.*s %u %zu\n", static_cast<int>(req.method_string().size()),
@@ -173,25 +206,35 @@ asio::awaitable<void> watchdog(connection& c) {
     }
 }
 
-// Waits until the next request starts to arrive. At most a small buffer is held meanwhile:
-// an idle connection costs its coroutine frames and little else. False when the client left,
-// the idle time ran out, or the server is draining.
-asio::awaitable<bool> wait_for_request(connection& c, shared_state& s,
+// Waits for the next request and reads its first bytes (usually all of it) into the empty
+// `buffer`, which holds at most the small buffer meanwhile: an idle connection costs its
+// coroutine frames and little else. A read rather than a wait for readability: a read leaves
+// the socket registered with epoll as it is, where Asio re-arms it (epoll_ctl) for every wait.
+// False when the client left, the idle time ran out, or the server is draining.
+asio::awaitable<bool> wait_for_request(connection& c, beast::flat_buffer& buffer, shared_state& s,
                                        clock_type::duration patience) {
     if (s.draining) co_return false;
     c.idle = true;
     c.expire_after(patience);
-    auto [ec] = co_await c.socket.async_wait(tcp::socket::wait_read, use_tuple);
+    // As much as Beast's first read would take (512 bytes, or what the kept buffer holds): the
+    // header limit counts from what the first parse did not consume, so the size matters.
+    auto space = buffer.prepare(beast::read_size(buffer, small_buffer));
+    auto [ec, n] = co_await c.socket.async_read_some(space, use_tuple);
     c.idle = false;
-    if (ec && c.timed_out) s.stats.idle_timeouts.fetch_add(1, std::memory_order_relaxed);
-    co_return !ec;
+    if (ec) {
+        if (c.timed_out) s.stats.idle_timeouts.fetch_add(1, std::memory_order_relaxed);
+        co_return false;
+    }
+    buffer.commit(n);
+    c.expire_never();  // until the request needs more bytes
+    co_return true;
 }
 
 // Writes a reply; false if the client did not take it in time.
 asio::awaitable<bool> write_reply(connection& c, const reply& r, unsigned version, bool keep_alive,
                                   bool head_only, shared_state& s) {
-    std::string head = response_head(r, version, keep_alive);
-    std::array<asio::const_buffer, 2> buffers{asio::buffer(head),
+    const response_head head{r, version, keep_alive};
+    std::array<asio::const_buffer, 2> buffers{head.buffer(),
                                               asio::buffer(r.body, head_only ? 0 : r.body.size())};
     c.expire_after(s.cfg.write_timeout);
     auto [ec, n] = co_await asio::async_write(c.socket, buffers, use_tuple);
@@ -240,14 +283,24 @@ asio::awaitable<void> reject(connection& c, beast::error_code ec, unsigned versi
         co_await close_gently(c);
 }
 
-// Reads one whole request within the header deadline, with Beast's header and body limits.
+// Reads one whole request, with Beast's header and body limits. The header is parsed from
+// what the buffer holds (usually the whole request: the wait read it, or it came pipelined);
+// only a request still incomplete, or one with a body, goes on with http::async_read, within
+// the header deadline. (Not eager: after need_more in a chunked body, Beast's parser must be
+// given more bytes before it looks again, which http::async_read would not do.)
 asio::awaitable<beast::error_code> read_request(connection& c, beast::flat_buffer& buffer,
                                                 http::request_parser<http::string_body>& parser,
                                                 const config& cfg) {
     parser.header_limit(static_cast<std::uint32_t>(cfg.header_limit));
     parser.body_limit(cfg.body_limit);
-    c.expire_after(cfg.header_timeout);
-    auto [ec, n] = co_await http::async_read(c.socket, buffer, parser, use_tuple);
+    beast::error_code ec;
+    buffer.consume(parser.put(buffer.data(), ec));
+    if (ec == http::error::need_more) ec.clear();
+    if (!ec && !parser.is_done()) {
+        c.expire_after(cfg.header_timeout);
+        auto [read_ec, n] = co_await http::async_read(c.socket, buffer, parser, use_tuple);
+        ec = read_ec;
+    }
     // A Transfer-Encoding that does not end in chunked leaves the body length unknown: Beast
     // reads no body, a proxy may read one. 400 and close (RFC 9112 6.3), no smuggling.
     if (!ec && parser.get().count(http::field::transfer_encoding) && !parser.chunked())
@@ -268,7 +321,7 @@ asio::awaitable<void> serve(connection& c, shared_state& s) {
             // kept, which saves a malloc and free per request and keeps an idle connection
             // within its memory bound.
             if (buffer.capacity() > small_buffer) buffer.shrink_to_fit();
-            if (!co_await wait_for_request(c, s, patience)) co_return;
+            if (!co_await wait_for_request(c, buffer, s, patience)) co_return;
         }
 
         http::request_parser<http::string_body> parser;

@@ -199,6 +199,46 @@ TEST_CASE("HTTP/1.0: answered in 1.0, closed unless keep-alive is asked", "[e2e]
     }
 }
 
+TEST_CASE("Requests in pieces, over the read buffer, or cut across a pipeline are answered",
+          "[e2e]") {
+    // The server reads the start of a request into its small buffer and parses what that holds
+    // before it reads again: each way a request can straddle those reads gets the same answer.
+    server srv{no_database_uri};
+    connection c{srv.port()};
+    auto hello = [](const response& r) {
+        return r.status == 200 && r.body == R"({"message":"Hello, World!"})";
+    };
+    // A header in three pieces with pauses: each piece comes in a read of its own.
+    for (std::string_view piece : {"GET /json HT", "TP/1.1\r\nHost: a\r\n", "\r\n"}) {
+        c.send(piece);
+        std::this_thread::sleep_for(50ms);
+    }
+    REQUIRE(hello(c.expect_response()));
+    // A header of 6 KiB: over the buffer, within the 8 KiB limit.
+    c.send(format_request("GET", "/json", {"X-Pad: " + std::string(6000, 'p')}));
+    REQUIRE(hello(c.expect_response()));
+    // A body in two writes, its first part in the header's packet; read whole, then 405.
+    const std::string post = format_request("POST", "/json", {}, std::string(3000, 'b'));
+    c.send(post.substr(0, 500));
+    std::this_thread::sleep_for(50ms);
+    c.send(post.substr(500));
+    REQUIRE(c.expect_response().status == 405);
+    // A whole request and the first bytes of the next one, then the rest of it.
+    const std::string two = get_request("/json") + get_request("/healthz");
+    const auto cut = get_request("/json").size() + 7;
+    c.send(two.substr(0, cut));
+    REQUIRE(hello(c.expect_response()));
+    std::this_thread::sleep_for(50ms);
+    c.send(two.substr(cut));
+    auto health = c.expect_response();
+    REQUIRE(health.status == 200);
+    REQUIRE(health.body == R"({"status":"ok"})");
+    // Back to small requests on the same connection, nothing left over.
+    REQUIRE(hello(c.get("/json")));
+    REQUIRE_FALSE(c.wait_closed(100ms));
+    REQUIRE(c.pending().empty());
+}
+
 TEST_CASE("2000 concurrent connections are all answered correctly", "[e2e][mongo]") {
     constexpr std::size_t n = 2000;
     const auto limit = raise_fd_limit(n + 500);
