@@ -136,6 +136,10 @@ for group in "${groups[@]}"; do
   esac
 done
 mapfile -t want < <(printf '%s\n' "${want[@]}" | awk '!seen[$0]++')
+# node may come from another source than Debian (e.g. NodeSource's nodejs, which bundles npm and
+# conflicts with Debian's npm): a node or npm on PATH is accepted, then not needed nor printed.
+command -v node >/dev/null && mapfile -t want < <(printf '%s\n' "${want[@]}" | grep -vx nodejs)
+command -v npm >/dev/null && mapfile -t want < <(printf '%s\n' "${want[@]}" | grep -vx npm)
 
 if [[ $print -eq 1 ]]; then
   printf '%s\n' "${want[@]}"
@@ -144,9 +148,6 @@ fi
 
 missing=()
 for pkg in "${want[@]}"; do
-  # node may come from another source than Debian (e.g. a preinstalled Node 20): accept it.
-  if [[ $pkg == nodejs ]] && command -v node >/dev/null; then continue; fi
-  if [[ $pkg == npm ]] && command -v npm >/dev/null; then continue; fi
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 [[ ${#missing[@]} -eq 0 ]] && exit 0
