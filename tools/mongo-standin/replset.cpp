@@ -91,7 +91,8 @@ bool replica_set::up_to_date(int member, const bson_oid_t& process_id, int64_t c
 
 asio::awaitable<void> replica_set::wait_for_change(int64_t counter,
                                                    std::chrono::milliseconds max_wait) {
-    auto w = std::make_shared<waiter>(co_await asio::this_coro::executor);
+    const asio::any_io_executor executor = co_await asio::this_coro::executor;
+    auto w = std::make_shared<waiter>(executor);
     w->timer.expires_after(max_wait);
     uint64_t key = 0;
     {
