@@ -95,15 +95,19 @@ asio::awaitable<void> replica_set::wait_for_change(int64_t counter,
     auto w = std::make_shared<waiter>(executor);
     w->timer.expires_after(max_wait);
     uint64_t key = 0;
+    bool current = false;
     {
         // Registered under the same lock as every change: a change after this point finds
         // the waiter, and its cancel, posted to this executor, runs only once this coroutine
         // is suspended in async_wait (each executor is one thread).
         std::lock_guard lock(mutex_);
-        if (counter != counter_) co_return;
-        key = next_waiter_++;
-        waiters_.emplace(key, waiter_entry{w->timer.get_executor(), w});
+        current = counter == counter_;
+        if (current) {
+            key = next_waiter_++;
+            waiters_.emplace(key, waiter_entry{w->timer.get_executor(), w});
+        }
     }
+    if (!current) co_return;  // changed already: answer now
     co_await w->timer.async_wait(asio::as_tuple(asio::use_awaitable));
     std::lock_guard lock(mutex_);
     waiters_.erase(key);
