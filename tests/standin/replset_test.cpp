@@ -221,7 +221,8 @@ TEST_CASE("libmongoc: a replica set is discovered from one seed host, its monito
     const int before = heartbeats.succeeded.load();
     std::this_thread::sleep_for(2s);
     const int in_two_seconds = heartbeats.succeeded.load() - before;
-    INFO("heartbeats in 2 s: " << in_two_seconds << ", awaited so far: " << heartbeats.awaited);
+    INFO("heartbeats in 2 s: " << in_two_seconds
+                               << ", awaited so far: " << heartbeats.awaited.load());
     CHECK(heartbeats.awaited.load() > 0);
     CHECK(in_two_seconds <= 60);
 }
