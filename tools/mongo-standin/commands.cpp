@@ -519,6 +519,15 @@ bool refused_by_member(call& c) {
     if ((!write && !read) || c.s.rs->is_primary(c.s.member)) return false;
     if (write) {
         fail(c.reply, code_not_writable_primary, "not primary", "NotWritablePrimary");
+        // From wire version 9 drivers retry a write only when the server labels the error
+        // (a retryable write carries txnNumber), as mongod 4.4+ does.
+        bson_iter_t txn;
+        if (c.field("txnNumber", txn)) {
+            bson_t labels;
+            BSON_APPEND_ARRAY_BEGIN(c.reply, "errorLabels", &labels);
+            BSON_APPEND_UTF8(&labels, "0", "RetryableWriteError");
+            bson_append_array_end(c.reply, &labels);
+        }
         return true;
     }
     bson_iter_t preference, mode;
