@@ -197,8 +197,8 @@ void database::ping() const {
     // Sent where reads go (the URI's readPreference, primary by default): ready means "a
     // server suitable for our reads is selectable", e.g. a secondary while a set elects.
     bool ok = mongoc_client_command_simple(client.get(), "admin", command.get(),
-                                           mongoc_client_get_read_prefs(client.get()),
-                                           reply.get(), &error);
+                                           mongoc_client_get_read_prefs(client.get()), reply.get(),
+                                           &error);
     if (!ok) throw_for(error, clock::now() - start, query_timeout_);
 }
 

@@ -30,8 +30,8 @@ const mongoc_runtime runtime;
 constexpr int election_ms = 300;
 
 std::vector<std::string> set_args() {
-    std::vector<std::string> args = {"--replset",     "rs0", "--members", "3",
-                                     "--election-ms", std::to_string(election_ms)};
+    std::vector<std::string> args = {"--replset", "rs0",           "--members",
+                                     "3",         "--election-ms", std::to_string(election_ms)};
     for (auto& a : standin::benchmark_seed_args()) args.push_back(a);
     return args;
 }

@@ -35,7 +35,7 @@ struct hello_wait {
 };
 
 struct command_result {
-    bool drop_connections = false;  // standinFault asked to close every connection
+    bool drop_connections = false;   // standinFault asked to close every connection
     std::optional<hello_wait> wait;  // set instead of a reply (the reply is left empty)
 };
 

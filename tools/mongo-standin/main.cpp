@@ -269,7 +269,8 @@ std::vector<std::unique_ptr<tcp::acceptor>> listen_on(asio::io_context& ctx,
 
 // "HOST:PORT" as a client writes it (an IPv6 address in brackets).
 std::string host_and_port(const asio::ip::address& address, unsigned short port) {
-    const std::string host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+    const std::string host =
+        address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
     return host + ":" + std::to_string(port);
 }
 
@@ -326,7 +327,8 @@ int main(int argc, char** argv) {
 
     if (!opt.replset.empty()) {
         std::vector<std::string> hosts;
-        for (const auto& a : acceptors) hosts.push_back(host_and_port(address, a->local_endpoint().port()));
+        for (const auto& a : acceptors)
+            hosts.push_back(host_and_port(address, a->local_endpoint().port()));
         rs.emplace(opt.replset, hosts, std::chrono::milliseconds(opt.election_ms),
                    contexts[0]->get_executor());
         std::cerr << "mongo-standin: replica set " << opt.replset << " of " << members

@@ -191,8 +191,7 @@ asio::awaitable<void> server::session(tcp::socket socket, int32_t id, int member
 }
 
 template <class Stream>
-asio::awaitable<void> server::serve(Stream& stream, tcp::socket& socket, int32_t id,
-                                    int member) {
+asio::awaitable<void> server::serve(Stream& stream, tcp::socket& socket, int32_t id, int member) {
     services svc = svc_;  // this connection's member of the set (0 when standalone)
     svc.member = member;
     // Reads go through a buffer: a header and its small body cost one recv, not two.
