@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -245,24 +246,30 @@ void seed(standin::store& db, const std::vector<standin::seed_spec>& seeds) {
     }
 }
 
-// Listens on `count` consecutive ports from `port`. With port 0 the first is a free port
-// the kernel picks; when a neighbour is taken, another first port is tried (a few times).
+// Listens on `count` consecutive ports from `port`. With port 0 and one port, the kernel
+// picks it. With port 0 and a set, the first port is drawn from 20000-32000, below Linux's
+// ephemeral range: there, outgoing connections take the even ports and their TIME_WAIT
+// leftovers block a bind, so a kernel-chosen port rarely has free neighbours on a busy host.
 std::vector<std::unique_ptr<tcp::acceptor>> listen_on(asio::io_context& ctx,
                                                       const asio::ip::address& address,
                                                       unsigned short port, int count) {
-    for (int attempt = 0;; ++attempt) {
+    auto bind_all = [&](int first) {
         std::vector<std::unique_ptr<tcp::acceptor>> out;
-        out.push_back(std::make_unique<tcp::acceptor>(ctx, tcp::endpoint(address, port)));
-        const int first = out.front()->local_endpoint().port();
+        for (int i = 0; i < count; ++i) {
+            if (first + i > 65535) throw std::runtime_error("no consecutive ports left");
+            out.push_back(std::make_unique<tcp::acceptor>(  // sets SO_REUSEADDR
+                ctx, tcp::endpoint(address, static_cast<unsigned short>(first + i))));
+        }
+        return out;
+    };
+    if (port != 0 || count == 1) return bind_all(port);
+    std::mt19937 random(std::random_device{}());
+    std::uniform_int_distribution<int> first_port(20000, 32000 - count);
+    for (int attempt = 0;; ++attempt) {
         try {
-            for (int i = 1; i < count; ++i) {
-                if (first + i > 65535) throw std::runtime_error("no consecutive ports left");
-                out.push_back(std::make_unique<tcp::acceptor>(
-                    ctx, tcp::endpoint(address, static_cast<unsigned short>(first + i))));
-            }
-            return out;  // sets SO_REUSEADDR
+            return bind_all(first_port(random));
         } catch (const std::exception&) {
-            if (port != 0 || attempt == 50) throw;
+            if (attempt == 200) throw;
         }
     }
 }
