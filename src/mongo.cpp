@@ -91,6 +91,25 @@ std::optional<db_connect_failed::cause> connect_failure(const bson_error_t& erro
     return std::nullopt;
 }
 
+// A replica-set member that is not (or no longer) what the call needed, e.g. a read still
+// sent to a primary that has just stepped down, once the driver's own retry is spent: the
+// set is electing, so this is "unavailable" (503, retry later), not a bad answer (502).
+bool replica_set_state_change(const bson_error_t& error) {
+    if (error.domain != MONGOC_ERROR_SERVER) return false;
+    switch (error.code) {
+        case 10107:  // NotWritablePrimary
+        case 13435:  // NotPrimaryNoSecondaryOk
+        case 13436:  // NotPrimaryOrSecondary
+        case 189:    // PrimarySteppedDown
+        case 11602:  // InterruptedDueToReplStateChange
+        case 91:     // ShutdownInProgress
+        case 11600:  // InterruptedAtShutdown
+            return true;
+        default:
+            return false;
+    }
+}
+
 [[noreturn]] void throw_for(const bson_error_t& error, clock::duration elapsed,
                             std::chrono::milliseconds deadline) {
     constexpr std::uint32_t max_time_ms_expired = 50;
@@ -100,7 +119,7 @@ std::optional<db_connect_failed::cause> connect_failure(const bson_error_t& erro
         (error.domain == MONGOC_ERROR_STREAM && elapsed >= deadline))
         throw db_timeout{what};
     if (error.domain == MONGOC_ERROR_SERVER_SELECTION || error.domain == MONGOC_ERROR_STREAM ||
-        error.domain == MONGOC_ERROR_CLIENT)
+        error.domain == MONGOC_ERROR_CLIENT || replica_set_state_change(error))
         throw db_unavailable{what};
     throw db_error{what};
 }
@@ -194,8 +213,11 @@ void database::ping() const {
     bson_doc command, reply;
     BSON_APPEND_INT32(command.get(), "ping", 1);
     bson_error_t error;
-    bool ok = mongoc_client_command_simple(client.get(), "admin", command.get(), nullptr,
-                                           reply.get(), &error);
+    // Sent where reads go (the URI's readPreference, primary by default): ready means "a
+    // server suitable for our reads is selectable", e.g. a secondary while a set elects.
+    bool ok = mongoc_client_command_simple(client.get(), "admin", command.get(),
+                                           mongoc_client_get_read_prefs(client.get()), reply.get(),
+                                           &error);
     if (!ok) throw_for(error, clock::now() - start, query_timeout_);
 }
 

@@ -59,7 +59,7 @@ class document_source {
     // JSON; nullopt when there is none.
     virtual std::optional<std::string> find_one(std::string_view collection,
                                                 const std::optional<document_id>& id) const = 0;
-    // Throws unless the server answers a ping.
+    // Throws unless a server suitable for the configured read preference answers a ping.
     virtual void ping() const = 0;
 };
 

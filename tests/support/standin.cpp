@@ -1,6 +1,8 @@
 // standin: starts mongo-standin as a child process and speaks its stdin control protocol.
 #include "standin.hpp"
 
+#include <numeric>
+#include <sstream>
 #include <stdexcept>
 
 namespace test_support {
@@ -71,6 +73,55 @@ void standin::fail_next(int n, int code, std::string_view message) {
 }
 std::string standin::state() {
     return control("state");
+}
+
+namespace {
+
+// "3,0,12" -> {3, 0, 12}
+std::vector<long long> number_list(const std::string& text) {
+    std::vector<long long> out;
+    std::size_t pos = 0;
+    while (!text.empty()) {
+        const auto comma = text.find(',', pos);
+        out.push_back(std::stoll(text.substr(pos, comma - pos)));
+        if (comma == std::string::npos) break;
+        pos = comma + 1;
+    }
+    return out;
+}
+
+}  // namespace
+
+long long standin::replset_status::total_finds() const {
+    return std::accumulate(finds.begin(), finds.end(), 0LL);
+}
+
+standin::replset_status standin::replset() {
+    // "ok latency=0 ... connections=3 primary=0 term=1 counter=0 finds=1,0,0 up=1,1,1
+    // partitioned=0,0,0"
+    const std::string answer = control("rs");
+    replset_status st;
+    bool is_set = false;
+    std::istringstream in(answer);
+    std::string word;
+    while (in >> word) {
+        const auto eq = word.find('=');
+        if (eq == std::string::npos) continue;
+        const std::string key = word.substr(0, eq), value = word.substr(eq + 1);
+        if (key == "primary") {
+            st.primary = std::stoi(value);
+            is_set = true;
+        } else if (key == "term") {
+            st.term = std::stoll(value);
+        } else if (key == "finds") {
+            st.finds = number_list(value);
+        } else if (key == "up" || key == "partitioned") {
+            auto& flags = key == "up" ? st.up : st.partitioned;
+            for (long long v : number_list(value)) flags.push_back(v != 0);
+        }
+    }
+    if (!is_set) throw std::runtime_error("standin: 'rs' answered '" + answer + "'");
+    return st;
 }
 
 void standin::stop() {

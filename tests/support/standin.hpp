@@ -33,6 +33,20 @@ class standin {
     std::string state();                         // e.g. "ok latency=0 refuse=off fail=0 code=0 ..."
     std::string control(std::string_view line);  // any control line (see the README)
 
+    // With extra args "--replset NAME --members N": member i listens on port() + i, and the
+    // "rs" control reports the set (throws std::runtime_error for a standalone stand-in).
+    struct replset_status {
+        int primary = -1;  // member index; -1 while the set has no primary
+        long long term = 0;
+        std::vector<long long> finds;  // finds served, per member
+        std::vector<bool> up, partitioned;
+        long long total_finds() const;
+    };
+    replset_status replset();
+    unsigned short member_port(int member) const {
+        return static_cast<unsigned short>(port_ + member);
+    }
+
     // stop(): the process exits (SIGTERM); nothing listens on port() until start(), which
     // runs a new process on the SAME port with the same arguments (the data it holds
     // starts again from the --seed files: inserted documents are lost).

@@ -3,9 +3,12 @@
 // int64 cursor ids, double ok): drivers check them strictly and some fail silently.
 #include "commands.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <string_view>
+
+#include "replset.hpp"
 
 namespace standin {
 namespace {
@@ -16,6 +19,8 @@ constexpr int32_t code_command_not_found = 59;
 constexpr int32_t code_invalid_namespace = 73;
 constexpr int32_t code_missing_db = 40571;
 constexpr int32_t code_type_mismatch = 14;
+constexpr int32_t code_not_writable_primary = 10107;
+constexpr int32_t code_not_primary_no_secondary_ok = 13435;
 constexpr int64_t default_first_batch = 101;  // what mongod returns without batchSize
 
 // Everything a handler needs about the command being run.
@@ -119,11 +124,38 @@ void append_cursor(bson_t* reply, const char* batch_key, std::span<const doc_ptr
     ok(reply);
 }
 
+// What a replica-set member adds to hello (server discovery and monitoring specification):
+// its role, the set's name, version and hosts, the primary, itself, the primary's
+// electionId, and the topologyVersion an awaitable hello waits on.
+void append_member(call& c, const replica_set::member_view& v) {
+    const replica_set& rs = *c.s.rs;
+    bson_t* r = c.reply;
+    BSON_APPEND_BOOL(r, "secondary", v.secondary);
+    append_utf8(r, "setName", rs.name());
+    BSON_APPEND_INT32(r, "setVersion", 1);
+    bson_t hosts;
+    BSON_APPEND_ARRAY_BEGIN(r, "hosts", &hosts);
+    for (std::size_t i = 0; i < rs.hosts().size(); ++i)
+        append_utf8(&hosts, std::to_string(i), rs.hosts()[i]);
+    bson_append_array_end(r, &hosts);
+    if (!v.primary_host.empty()) append_utf8(r, "primary", v.primary_host);
+    append_utf8(r, "me", rs.hosts()[static_cast<std::size_t>(c.s.member)]);
+    if (v.primary) BSON_APPEND_OID(r, "electionId", &v.election_id);
+    bson_t version;
+    BSON_APPEND_DOCUMENT_BEGIN(r, "topologyVersion", &version);
+    BSON_APPEND_OID(&version, "processId", &v.process_id);
+    BSON_APPEND_INT64(&version, "counter", v.counter);
+    bson_append_document_end(r, &version);
+}
+
 void hello(call& c) {
     bson_t* r = c.reply;
     const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::system_clock::now().time_since_epoch());
-    BSON_APPEND_BOOL(r, c.name == "hello" ? "isWritablePrimary" : "ismaster", true);
+    std::optional<replica_set::member_view> member;
+    if (c.s.rs) member = c.s.rs->view(c.s.member);
+    BSON_APPEND_BOOL(r, c.name == "hello" ? "isWritablePrimary" : "ismaster",
+                     !member || member->primary);
     BSON_APPEND_BOOL(r, "helloOk", true);
     BSON_APPEND_INT32(r, "maxBsonObjectSize", 16 * 1024 * 1024);
     BSON_APPEND_INT32(r, "maxMessageSizeBytes", 48'000'000);
@@ -134,8 +166,29 @@ void hello(call& c) {
     BSON_APPEND_INT32(r, "minWireVersion", 0);
     BSON_APPEND_INT32(r, "maxWireVersion", 17);
     BSON_APPEND_BOOL(r, "readOnly", false);
+    if (member) append_member(c, *member);
     append_hello_auth(c.s.users, c.auth, c.body, r);
     ok(r);
+}
+
+// {hello, topologyVersion: {processId, counter}, maxAwaitTimeMS} from a client that has
+// seen this member's current topologyVersion: it must wait (for a change or the time), not be
+// answered at once, or its monitor would spin. nullopt: answer now.
+std::optional<hello_wait> awaitable_hello(const call& c) {
+    bson_iter_t version, max_await, process_id, counter;
+    if (!c.field("topologyVersion", version) || !BSON_ITER_HOLDS_DOCUMENT(&version) ||
+        !c.field("maxAwaitTimeMS", max_await))
+        return std::nullopt;
+    auto ms = as_int64(max_await);
+    if (!ms || *ms < 0) return std::nullopt;
+    bson_view doc(subdocument_of(version));
+    if (!bson_iter_init_find(&process_id, doc.get(), "processId") ||
+        !BSON_ITER_HOLDS_OID(&process_id) || !bson_iter_init_find(&counter, doc.get(), "counter"))
+        return std::nullopt;
+    auto seen = as_int64(counter);
+    if (!seen || !c.s.rs->up_to_date(c.s.member, *bson_iter_oid(&process_id), *seen))
+        return std::nullopt;
+    return hello_wait{*seen, std::chrono::milliseconds(std::min<int64_t>(*ms, 3'600'000))};
 }
 
 void ping(call& c) {
@@ -193,6 +246,7 @@ void find(call& c) {
         id = c.s.cursors.open({ns, std::move(rest), 0});
     }
     append_cursor(c.reply, "firstBatch", std::span(docs).first(n), id, ns);
+    if (c.s.rs) c.s.rs->count_find(c.s.member);
 }
 
 void get_more(call& c) {
@@ -361,11 +415,46 @@ void end_sessions(call& c) {
     ok(c.reply);
 }
 
+// The replica-set fields of standinFault: {stepDown: true, killMember: i, reviveMember: i,
+// partitionMember: i, healMember: i}. Returns why one was refused (empty: all done). Killing
+// or partitioning the member asked closes this connection too: its reply may be lost.
+std::string replset_controls(call& c) {
+    using control = std::string (replica_set::*)(int);
+    constexpr std::pair<const char*, control> by_member[] = {
+        {"killMember", &replica_set::kill},
+        {"reviveMember", &replica_set::revive},
+        {"partitionMember", &replica_set::partition},
+        {"healMember", &replica_set::heal},
+    };
+    bson_iter_t it;
+    const bool step_down = c.field("stepDown", it) && as_flag(it);
+    bool any = step_down;
+    for (const auto& entry : by_member) any = any || c.field(entry.first, it);
+    if (!any) return {};
+    if (!c.s.rs) return "stepDown and the *Member controls need a replica set (--replset)";
+    if (step_down) {
+        if (auto error = c.s.rs->step_down(); !error.empty()) return error;
+    }
+    for (const auto& [key, fn] : by_member) {
+        if (!c.field(key, it)) continue;
+        auto member = as_int64(it);
+        if (!member) return std::string("'") + key + "' must be a member index";
+        const int index = *member < 0 || *member > 1000 ? -1 : static_cast<int>(*member);
+        if (auto error = (c.s.rs->*fn)(index); !error.empty()) return error;
+    }
+    return {};
+}
+
 // {standinFault: 1, latencyMs, refuseConnections, dropConnections, failNext, failCode,
-//  failMessage}: changes what is given, answers with the current state.
+//  failMessage, and with --replset stepDown, killMember, reviveMember, partitionMember,
+//  healMember}: changes what is given, answers with the current state.
 command_result standin_fault(call& c) {
     command_result result;
     bson_iter_t it;
+    if (std::string error = replset_controls(c); !error.empty()) {
+        fail(c.reply, code_bad_value, error, "BadValue");
+        return result;
+    }
     int64_t latency = 0, fail_next = 0, fail_code = 8000;
     if (!optional_number(c, "latencyMs", latency) || !optional_number(c, "failNext", fail_next) ||
         !optional_number(c, "failCode", fail_code))
@@ -388,6 +477,7 @@ command_result standin_fault(call& c) {
     BSON_APPEND_INT32(c.reply, "failCode", st.fail_code);
     append_utf8(c.reply, "failMessage", st.fail_message);
     BSON_APPEND_BOOL(c.reply, "droppingConnections", result.drop_connections);
+    if (c.s.rs) c.s.rs->append_status(c.reply);
     ok(c.reply);
     return result;
 }
@@ -419,10 +509,43 @@ bool is_handshake(std::string_view name) {
     return name == "hello" || name == "isMaster" || name == "ismaster";
 }
 
+// A replica-set member's rules: writes only on the primary (NotWritablePrimary), reads on a
+// secondary only when the client allows it with a $readPreference other than primary
+// (NotPrimaryNoSecondaryOk). getMore and killCursors follow their cursor; the rest (ping,
+// buildInfo, endSessions, ...) runs anywhere. True when the reply was failed.
+bool refused_by_member(call& c) {
+    const bool write = c.name == "insert" || c.name == "delete" || c.name == "drop";
+    const bool read = c.name == "find" || c.name == "count" || c.name == "listCollections";
+    if ((!write && !read) || c.s.rs->is_primary(c.s.member)) return false;
+    if (write) {
+        fail(c.reply, code_not_writable_primary, "not primary", "NotWritablePrimary");
+        // From wire version 9 drivers retry a write only when the server labels the error
+        // (a retryable write carries txnNumber), as mongod 4.4+ does.
+        bson_iter_t txn;
+        if (c.field("txnNumber", txn)) {
+            bson_t labels;
+            BSON_APPEND_ARRAY_BEGIN(c.reply, "errorLabels", &labels);
+            BSON_APPEND_UTF8(&labels, "0", "RetryableWriteError");
+            bson_append_array_end(c.reply, &labels);
+        }
+        return true;
+    }
+    bson_iter_t preference, mode;
+    if (c.field("$readPreference", preference) && BSON_ITER_HOLDS_DOCUMENT(&preference)) {
+        bson_view doc(subdocument_of(preference));
+        if (bson_iter_init_find(&mode, doc.get(), "mode") && BSON_ITER_HOLDS_UTF8(&mode) &&
+            utf8_of(mode) != "primary")
+            return false;
+    }
+    fail(c.reply, code_not_primary_no_secondary_ok, "not primary and secondaryOk=false",
+         "NotPrimaryNoSecondaryOk");
+    return true;
+}
+
 }  // namespace
 
 command_result run_command(services& s, std::span<const uint8_t> body, int32_t connection_id,
-                           auth_state& auth, bson_t* reply) {
+                           auth_state& auth, bson_t* reply, bool may_wait) {
     bson_view view(body);
     call c{s, view.get(), {}, {}, {}, connection_id, auth, reply};
     if (!bson_iter_init(&c.command, c.body) || !bson_iter_next(&c.command)) {
@@ -434,8 +557,10 @@ command_result run_command(services& s, std::span<const uint8_t> body, int32_t c
     if (c.field("$db", db) && BSON_ITER_HOLDS_UTF8(&db)) c.db = utf8_of(db);
 
     if (is_handshake(c.name)) {
-        hello(c);
-        return {};
+        command_result result;
+        if (s.rs && may_wait) result.wait = awaitable_hello(c);
+        if (!result.wait) hello(c);
+        return result;
     }
     if (c.db.empty()) {
         fail(reply, code_missing_db, "OP_MSG requests require a $db argument", "Location40571");
@@ -454,6 +579,7 @@ command_result run_command(services& s, std::span<const uint8_t> body, int32_t c
         return {};
     }
     if (c.name == "standinFault") return standin_fault(c);
+    if (s.rs && refused_by_member(c)) return {};
     if (auto failure = s.faults.take_failure()) {
         fail(reply, failure->code, failure->message);
         return {};

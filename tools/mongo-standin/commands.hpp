@@ -4,7 +4,9 @@
 
 #include <bson/bson.h>
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 
 #include "auth.hpp"
@@ -13,21 +15,35 @@
 
 namespace standin {
 
+class replica_set;
+
 struct services {
     store& db;
     cursor_table& cursors;
     fault_state& faults;
     const user_table& users;  // empty: authentication is off
+    // With --replset: the set, and the member this connection talks to. Null: standalone.
+    replica_set* rs = nullptr;
+    int member = 0;
+};
+
+// An awaitable hello from a client that is up to date: wait for the set to change after
+// `counter` (or for `max_wait`), then run the command again with may_wait false.
+struct hello_wait {
+    int64_t counter = 0;
+    std::chrono::milliseconds max_wait{0};
 };
 
 struct command_result {
-    bool drop_connections = false;  // standinFault asked to close every connection
+    bool drop_connections = false;   // standinFault asked to close every connection
+    std::optional<hello_wait> wait;  // set instead of a reply (the reply is left empty)
 };
 
 // Writes the reply to the command in `body` into `reply` (an empty document).
 // `connection_id` is reported by hello; `auth` is the connection's authentication: with
 // users configured, only hello, saslStart and saslContinue run before it succeeds.
+// `may_wait` false: an awaitable hello is answered at once (its wait is over).
 command_result run_command(services& s, std::span<const uint8_t> body, int32_t connection_id,
-                           auth_state& auth, bson_t* reply);
+                           auth_state& auth, bson_t* reply, bool may_wait = true);
 
 }  // namespace standin

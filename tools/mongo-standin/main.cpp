@@ -15,11 +15,14 @@
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "json_file.hpp"
+#include "replset.hpp"
 #include "server.hpp"
 
 namespace asio = boost::asio;
@@ -28,7 +31,8 @@ using asio::ip::tcp;
 namespace {
 
 constexpr const char* usage = R"(usage: mongo-standin [options]
-A MongoDB wire-protocol stand-in for tests and benchmarks (in memory, single node).
+A MongoDB wire-protocol stand-in for tests and benchmarks (in memory, single node, or a
+replica set of N members in this one process).
 
   --port N             TCP port (default 27017; 0 = any free port). The port is always
                        printed alone on the first line of stdout.
@@ -60,10 +64,18 @@ A MongoDB wire-protocol stand-in for tests and benchmarks (in memory, single nod
                        the same, the password read from file PATH (one line)
   --auth-timeout-ms N  close a connection whose SASL conversation waits longer than
                        N ms for its next message (default 30000)
+  --replset NAME       pose as replica set NAME: --members members on consecutive ports
+                       from --port (member 0, the first primary, on the printed port),
+                       all over the one in-memory store. Extra controls on stdin: "rs",
+                       "stepdown", "kill I", "revive I", "partition I", "heal I"
+  --members N          members of the set (default 3; needs --replset)
+  --election-ms N      how long the set has no primary after a stepdown or the primary's
+                       death (default 1000; needs --replset)
   --help               this text
 
 At run time the admin command {standinFault: 1, latencyMs, refuseConnections,
-dropConnections, failNext, failCode, failMessage} changes the same faults.
+dropConnections, failNext, failCode, failMessage} changes the same faults (with --replset
+also stepDown: true, killMember, reviveMember, partitionMember, healMember: I).
 )";
 
 struct options {
@@ -78,6 +90,10 @@ struct options {
     bool require_client_cert = false;
     standin::user_table users;
     int auth_timeout_ms = 30'000;
+    std::string replset;  // empty: a standalone server
+    int members = 3;
+    int election_ms = 1000;
+    bool members_given = false, election_given = false;
 };
 
 struct usage_error : std::runtime_error {
@@ -167,6 +183,15 @@ options parse_options(int argc, char** argv) {
             add_user(opt.users, flag, value());
         } else if (flag == "--auth-timeout-ms") {
             opt.auth_timeout_ms = to_int(flag, value(), 1, 3'600'000);
+        } else if (flag == "--replset") {
+            opt.replset = value();
+            if (opt.replset.empty()) throw usage_error("--replset needs a non-empty name");
+        } else if (flag == "--members") {
+            opt.members = to_int(flag, value(), 1, 50);
+            opt.members_given = true;
+        } else if (flag == "--election-ms") {
+            opt.election_ms = to_int(flag, value(), 0, 3'600'000);
+            opt.election_given = true;
         } else {
             throw usage_error("unknown option '" + flag + "'");
         }
@@ -177,6 +202,8 @@ options parse_options(int argc, char** argv) {
         throw usage_error("--tls-ca and --tls-require-client-cert need --tls-cert/--tls-key");
     if (opt.require_client_cert && opt.tls_ca.empty())
         throw usage_error("--tls-require-client-cert needs --tls-ca");
+    if (opt.replset.empty() && (opt.members_given || opt.election_given))
+        throw usage_error("--members and --election-ms need --replset");
     return opt;
 }
 
@@ -219,6 +246,41 @@ void seed(standin::store& db, const std::vector<standin::seed_spec>& seeds) {
     }
 }
 
+// Listens on `count` consecutive ports from `port`. With port 0 and one port, the kernel
+// picks it. With port 0 and a set, the first port is drawn from 20000-32000, below Linux's
+// ephemeral range: there, outgoing connections take the even ports and their TIME_WAIT
+// leftovers block a bind, so a kernel-chosen port rarely has free neighbours on a busy host.
+std::vector<std::unique_ptr<tcp::acceptor>> listen_on(asio::io_context& ctx,
+                                                      const asio::ip::address& address,
+                                                      unsigned short port, int count) {
+    auto bind_all = [&](int first) {
+        std::vector<std::unique_ptr<tcp::acceptor>> out;
+        for (int i = 0; i < count; ++i) {
+            if (first + i > 65535) throw std::runtime_error("no consecutive ports left");
+            out.push_back(std::make_unique<tcp::acceptor>(  // sets SO_REUSEADDR
+                ctx, tcp::endpoint(address, static_cast<unsigned short>(first + i))));
+        }
+        return out;
+    };
+    if (port != 0 || count == 1) return bind_all(port);
+    std::mt19937 random(std::random_device{}());
+    std::uniform_int_distribution<int> first_port(20000, 32000 - count);
+    for (int attempt = 0;; ++attempt) {
+        try {
+            return bind_all(first_port(random));
+        } catch (const std::exception&) {
+            if (attempt == 200) throw;
+        }
+    }
+}
+
+// "HOST:PORT" as a client writes it (an IPv6 address in brackets).
+std::string host_and_port(const asio::ip::address& address, unsigned short port) {
+    const std::string host =
+        address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+    return host + ":" + std::to_string(port);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -245,29 +307,49 @@ int main(int argc, char** argv) {
 
     // Declaration order is destruction order, reversed: the I/O objects go first, then the
     // contexts (destroying the coroutine frames still suspended there), then the server
-    // those frames refer to, then the data.
+    // and the replica set those frames refer to, then the data.
+    std::optional<standin::replica_set> rs;
     std::optional<standin::server> srv;
     std::vector<std::unique_ptr<asio::io_context>> contexts;
     for (int i = 0; i < opt.threads; ++i) contexts.push_back(std::make_unique<asio::io_context>(1));
     // Before the port is printed: whoever reads it may signal us at once.
     asio::signal_set signals(*contexts[0], SIGINT, SIGTERM);
-    std::optional<tcp::acceptor> acceptor;
+    // One acceptor per member of the set, on consecutive ports; one for a standalone server.
+    const int members = opt.replset.empty() ? 1 : opt.members;
+    std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+    asio::ip::address address;
     try {
-        tcp::endpoint endpoint(asio::ip::make_address(opt.bind), opt.port);
-        acceptor.emplace(*contexts[0], endpoint);  // sets SO_REUSEADDR
+        address = asio::ip::make_address(opt.bind);
+        acceptors = listen_on(*contexts[0], address, opt.port, members);
     } catch (const std::exception& e) {
-        std::cerr << "mongo-standin: cannot listen on " << opt.bind << ":" << opt.port << ": "
-                  << e.what() << "\n";
+        std::cerr << "mongo-standin: cannot listen on " << opt.bind << ":" << opt.port;
+        if (members > 1) std::cerr << " and the " << members - 1 << " port(s) after it";
+        std::cerr << ": " << e.what() << "\n";
         return 1;
     }
-    std::cout << acceptor->local_endpoint().port() << std::endl;
-    std::cerr << "mongo-standin: listening on " << acceptor->local_endpoint() << " with "
+    std::cout << acceptors.front()->local_endpoint().port() << std::endl;
+    std::cerr << "mongo-standin: listening on " << acceptors.front()->local_endpoint() << " with "
               << opt.threads << " thread(s)" << (tls ? ", TLS" : "")
               << (opt.users.empty() ? "" : ", authentication required") << "\n";
 
+    if (!opt.replset.empty()) {
+        std::vector<std::string> hosts;
+        for (const auto& a : acceptors)
+            hosts.push_back(host_and_port(address, a->local_endpoint().port()));
+        rs.emplace(opt.replset, hosts, std::chrono::milliseconds(opt.election_ms),
+                   contexts[0]->get_executor());
+        std::cerr << "mongo-standin: replica set " << opt.replset << " of " << members
+                  << " members:";
+        for (const auto& h : hosts) std::cerr << " " << h;
+        std::cerr << " (member 0 is primary)\n";
+    }
+
     std::vector<asio::io_context*> ptrs;
     for (auto& c : contexts) ptrs.push_back(c.get());
-    srv.emplace(ptrs, *acceptor, standin::services{db, cursors, faults, opt.users},
+    std::vector<tcp::acceptor*> listening;
+    for (auto& a : acceptors) listening.push_back(a.get());
+    srv.emplace(ptrs, listening,
+                standin::services{db, cursors, faults, opt.users, rs ? &*rs : nullptr, 0},
                 std::chrono::milliseconds(opt.message_timeout_ms), tls.get(),
                 std::chrono::milliseconds(opt.auth_timeout_ms));
 
@@ -277,7 +359,8 @@ int main(int argc, char** argv) {
     signals.async_wait([&](const boost::system::error_code& ec, int) {
         if (!ec) stop();
     });
-    asio::co_spawn(*contexts[0], srv->accept_loop(), asio::detached);
+    for (int m = 0; m < members; ++m)
+        asio::co_spawn(*contexts[0], srv->accept_loop(m), asio::detached);
     if (opt.control_stdin)
         asio::co_spawn(*contexts[0], srv->control_loop(STDIN_FILENO, stop), asio::detached);
 

@@ -23,6 +23,7 @@
 #include <optional>
 #include <sstream>
 
+#include "replset.hpp"
 #include "wire.hpp"
 
 namespace standin {
@@ -68,27 +69,40 @@ std::size_t connection_registry::size() const {
     return entries_.size();
 }
 
-server::server(std::vector<asio::io_context*> contexts, tcp::acceptor& acceptor, services svc,
-               std::chrono::milliseconds message_timeout, asio::ssl::context* tls,
+server::server(std::vector<asio::io_context*> contexts, std::vector<tcp::acceptor*> acceptors,
+               services svc, std::chrono::milliseconds message_timeout, asio::ssl::context* tls,
                std::chrono::milliseconds auth_timeout)
     : contexts_(std::move(contexts)),
-      acceptor_(acceptor),
+      acceptors_(std::move(acceptors)),
       svc_(svc),
       message_timeout_(message_timeout),
       tls_(tls),
-      auth_timeout_(auth_timeout) {}
+      auth_timeout_(auth_timeout) {
+    for (std::size_t i = 0; i < acceptors_.size(); ++i)
+        connections_.push_back(std::make_unique<connection_registry>());
+    // A member killed or partitioned loses its clients at once, as a dead host would.
+    if (svc_.rs)
+        svc_.rs->on_unreachable(
+            [this](int member) { connections_[static_cast<std::size_t>(member)]->close_all(); });
+}
 
-asio::awaitable<void> server::accept_loop() {
-    std::size_t next = 0;
+bool server::serving(int member) const {
+    return !svc_.rs || svc_.rs->reachable(member);
+}
+
+asio::awaitable<void> server::accept_loop(int member) {
+    auto& acceptor = *acceptors_[static_cast<std::size_t>(member)];
+    std::size_t next = static_cast<std::size_t>(member);  // members start on different threads
     for (;;) {
         auto& ctx = *contexts_[next++ % contexts_.size()];
-        auto [ec, socket] = co_await acceptor_.async_accept(ctx.get_executor(), use_tuple);
+        auto [ec, socket] = co_await acceptor.async_accept(ctx.get_executor(), use_tuple);
         if (ec == asio::error::operation_aborted) co_return;
         if (ec) continue;  // e.g. EMFILE or a connection reset before accept: keep serving
-        if (svc_.faults.refusing()) continue;  // the socket closes as it goes out of scope
+        // Refused (or a member down or cut off): the socket closes as it goes out of scope.
+        if (svc_.faults.refusing() || !serving(member)) continue;
         socket.set_option(tcp::no_delay(true), ec);
         const int32_t id = next_connection_id_++;
-        asio::co_spawn(ctx, session(std::move(socket), id), asio::detached);
+        asio::co_spawn(ctx, session(std::move(socket), id, member), asio::detached);
     }
 }
 
@@ -145,17 +159,18 @@ asio::awaitable<bool> read_message(Input& input, wire::header& h, std::vector<ui
 
 }  // namespace
 
-asio::awaitable<void> server::session(tcp::socket socket, int32_t id) {
+asio::awaitable<void> server::session(tcp::socket socket, int32_t id, int member) {
     auto conn = std::make_shared<connection_registry::live>(
         connection_registry::live{socket});  // no aggregate ()-init in clang 14
-    const uint64_t key = connections_.add(socket.get_executor(), conn);
+    auto& registry = *connections_[static_cast<std::size_t>(member)];
+    const uint64_t key = registry.add(socket.get_executor(), conn);
     struct unregister {
         connection_registry& r;
         uint64_t key;
         ~unregister() { r.remove(key); }
-    } guard{connections_, key};
+    } guard{registry, key};
 
-    if (!tls_) co_return co_await serve(socket, socket, id);
+    if (!tls_) co_return co_await serve(socket, socket, id, member);
 
     asio::ssl::stream<tcp::socket&> stream(socket, *tls_);
     asio::steady_timer deadline(socket.get_executor());
@@ -172,11 +187,13 @@ asio::awaitable<void> server::session(tcp::socket socket, int32_t id) {
                   << ": TLS handshake failed: " << ec.message() << ", closing\n";
         co_return;
     }
-    co_await serve(stream, socket, id);
+    co_await serve(stream, socket, id, member);
 }
 
 template <class Stream>
-asio::awaitable<void> server::serve(Stream& stream, tcp::socket& socket, int32_t id) {
+asio::awaitable<void> server::serve(Stream& stream, tcp::socket& socket, int32_t id, int member) {
+    services svc = svc_;  // this connection's member of the set (0 when standalone)
+    svc.member = member;
     // Reads go through a buffer: a header and its small body cost one recv, not two.
     asio::buffered_read_stream<Stream&> input(stream, 64 * 1024);
     asio::steady_timer latency_timer(socket.get_executor()), deadline(socket.get_executor());
@@ -201,9 +218,19 @@ asio::awaitable<void> server::serve(Stream& stream, tcp::socket& socket, int32_t
                       << ", closing\n";
             co_return;
         }
+        // A member killed or cut off while this connection was being set up or its message
+        // was on the way: its clients are gone.
+        if (!serving(member)) co_return;
         const wire::request& req = *parsed.ok;
         bson_doc reply;
-        const command_result result = run_command(svc_, req.body(), id, auth, reply.get());
+        command_result result = run_command(svc, req.body(), id, auth, reply.get());
+        if (result.wait) {
+            // Awaitable hello: answered when the set changes or the wait is over.
+            co_await svc.rs->wait_for_change(result.wait->counter, result.wait->max_wait);
+            if (!socket.is_open() || !serving(member)) co_return;
+            reply = bson_doc{};
+            result = run_command(svc, req.body(), id, auth, reply.get(), false);
+        }
         if (req.more_to_come) continue;
 
         if (int ms = svc_.faults.latency_ms(); ms > 0) {
@@ -217,12 +244,20 @@ asio::awaitable<void> server::serve(Stream& stream, tcp::socket& socket, int32_t
             wire::build_op_msg(out, next_reply_id++, req.request_id, reply.get());
         auto [ec, n] = co_await asio::async_write(stream, asio::buffer(out), use_tuple);
         if (ec) co_return;
-        if (result.drop_connections) connections_.close_all();
+        if (result.drop_connections) close_all();
     }
 }
 
+void server::close_all() {
+    for (auto& registry : connections_) registry->close_all();
+}
+
 asio::awaitable<void> server::drop_all_and_wait() {
-    connections_.close_all();
+    close_all();
+    co_await flush_contexts();
+}
+
+asio::awaitable<void> server::flush_contexts() {
     // Each context runs one thread in FIFO order: once a no-op posted after the closes
     // has run there, the closes have too.
     for (auto* ctx : contexts_)
@@ -240,10 +275,43 @@ bool parse_number(std::string_view word, T& out) {
 
 }  // namespace
 
-std::string server::apply_control(std::string_view line, bool& drop) {
+std::string server::state_line() const {
+    std::size_t open = 0;
+    for (const auto& registry : connections_) open += registry->size();
+    auto st = svc_.faults.state();
+    std::ostringstream out;
+    out << "ok latency=" << st.latency_ms << " refuse=" << (st.refusing ? "on" : "off")
+        << " fail=" << st.fail_remaining << " code=" << st.fail_code << " connections=" << open;
+    if (svc_.rs) out << ' ' << svc_.rs->describe();
+    return out.str();
+}
+
+std::string server::replset_control(const std::string& verb, std::istream& in, then& next) {
+    replica_set& rs = *svc_.rs;
+    std::string error;
+    if (verb == "stepdown") {
+        error = rs.step_down();
+    } else if (verb != "rs") {
+        std::string word;
+        int member = -1;
+        if (!(in >> word) || !parse_number(word, member)) return "error usage: " + verb + " MEMBER";
+        if (verb == "kill") error = rs.kill(member);
+        if (verb == "revive") error = rs.revive(member);
+        if (verb == "partition") error = rs.partition(member);
+        if (verb == "heal") error = rs.heal(member);
+        // Answer once the member's connections are closed, as "drop" does.
+        if (error.empty() && (verb == "kill" || verb == "partition")) next = then::flush_closes;
+    }
+    return error.empty() ? state_line() : "error " + error;
+}
+
+std::string server::apply_control(std::string_view line, then& next) {
     std::istringstream in{std::string(line)};
     std::string verb, a, b;
     in >> verb;
+    if (svc_.rs && (verb == "rs" || verb == "stepdown" || verb == "kill" || verb == "revive" ||
+                    verb == "partition" || verb == "heal"))
+        return replset_control(verb, in, next);
     if (verb == "latency") {
         int ms = 0;
         if (!(in >> a) || !parse_number(a, ms) || ms < 0) return "error usage: latency MS";
@@ -253,7 +321,7 @@ std::string server::apply_control(std::string_view line, bool& drop) {
         if (a != "on" && a != "off") return "error usage: refuse on|off";
         svc_.faults.set_refusing(a == "on");
     } else if (verb == "drop") {
-        drop = true;
+        next = then::drop_all;
     } else if (verb == "fail") {
         int n = 0;
         int32_t code = 0;
@@ -264,14 +332,10 @@ std::string server::apply_control(std::string_view line, bool& drop) {
         if (message.empty()) message = "injected by mongo-standin";
         svc_.faults.fail_next(n, code, std::move(message));
     } else if (verb != "state") {
-        return "error unknown control '" + verb + "' (latency, refuse, drop, fail, state)";
+        return "error unknown control '" + verb + "' (latency, refuse, drop, fail, state" +
+               (svc_.rs ? ", rs, stepdown, kill, revive, partition, heal)" : ")");
     }
-    auto st = svc_.faults.state();
-    std::ostringstream out;
-    out << "ok latency=" << st.latency_ms << " refuse=" << (st.refusing ? "on" : "off")
-        << " fail=" << st.fail_remaining << " code=" << st.fail_code
-        << " connections=" << connections_.size();
-    return out.str();
+    return state_line();
 }
 
 asio::awaitable<void> server::control_loop(int fd, std::function<void()> stop) {
@@ -284,11 +348,14 @@ asio::awaitable<void> server::control_loop(int fd, std::function<void()> stop) {
                          asio::buffers_begin(buffer.data()) + std::ptrdiff_t(n) - 1);
         buffer.consume(n);
         if (line.empty()) continue;
-        bool drop = false;
-        std::string answer = apply_control(line, drop);
-        if (drop) {
+        then next = then::answer;
+        std::string answer = apply_control(line, next);
+        if (next == then::drop_all) {
             co_await drop_all_and_wait();
-            answer = apply_control("state", drop);
+            answer = state_line();
+        } else if (next == then::flush_closes) {
+            co_await flush_contexts();
+            answer = state_line();
         }
         std::cout << answer << std::endl;
     }
