@@ -21,17 +21,6 @@ void require_json_error(const response& r, unsigned status) {
     REQUIRE(v.at("status") == status);
 }
 
-// Polls `target` until it answers `status`, for at most `patience`; the last answer.
-response poll_until(unsigned short port, std::string_view target, unsigned status,
-                    std::chrono::milliseconds patience) {
-    const auto deadline = std::chrono::steady_clock::now() + patience;
-    for (;;) {
-        auto r = get(port, target, 10s);
-        if (r.status == status || std::chrono::steady_clock::now() >= deadline) return r;
-        std::this_thread::sleep_for(100ms);
-    }
-}
-
 // Server flags for fault tests: short deadlines so that faults show quickly.
 std::vector<std::string> fault_flags() {
     return {"--server-selection-timeout-ms", "500", "--db-timeout-ms", "1000"};

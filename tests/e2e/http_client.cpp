@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <thread>
 
 namespace e2e {
 namespace {
@@ -299,6 +300,16 @@ bool connection::wait_closed(milliseconds timeout) {
 response get(unsigned short port, std::string_view target, milliseconds timeout) {
     connection c{port, timeout};
     return c.get(target, timeout);
+}
+
+response poll_until(unsigned short port, std::string_view target, unsigned status,
+                    milliseconds patience) {
+    const auto deadline = std::chrono::steady_clock::now() + patience;
+    for (;;) {
+        auto r = get(port, target, milliseconds{10000});
+        if (r.status == status || std::chrono::steady_clock::now() >= deadline) return r;
+        std::this_thread::sleep_for(milliseconds{100});
+    }
 }
 
 }  // namespace e2e

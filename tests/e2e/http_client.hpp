@@ -110,4 +110,8 @@ class connection {
 response get(unsigned short port, std::string_view target,
              milliseconds timeout = milliseconds{5000});
 
+// Polls `target` until it answers `status`, for at most `patience`; the last answer.
+response poll_until(unsigned short port, std::string_view target, unsigned status,
+                    milliseconds patience);
+
 }  // namespace e2e

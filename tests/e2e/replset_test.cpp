@@ -33,17 +33,6 @@ std::vector<long long> finds_since(standin& s, const std::vector<long long>& bef
     return now;
 }
 
-// Polls `target` until it answers `status`, for at most `patience`; the last answer.
-response poll_until(unsigned short port, std::string_view target, unsigned status,
-                    std::chrono::milliseconds patience) {
-    const auto deadline = std::chrono::steady_clock::now() + patience;
-    for (;;) {
-        auto r = get(port, target, 10s);
-        if (r.status == status || std::chrono::steady_clock::now() >= deadline) return r;
-        std::this_thread::sleep_for(100ms);
-    }
-}
-
 void require_served(unsigned short port, int n) {
     for (int i = 0; i < n; ++i) {
         auto r = get(port, "/mongo", 10s);
