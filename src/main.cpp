@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
         blocking_pool pool{cfg.workers,
                            cfg.resolved_queue(),
                            {cfg.resolved_admission_target(), cfg.admission_interval}};
+        if (!db.wait_for_servers(cfg.server_selection))
+            std::fputs("coroserve: no MongoDB server for our reads yet; serving anyway\n", stderr);
         metrics stats;
         handlers routes{cfg, pool, db, stats};
         server http{cfg, routes, stats};

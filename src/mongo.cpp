@@ -5,6 +5,7 @@
 #include <mongoc/mongoc.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <mutex>
 #include <optional>
@@ -126,6 +127,25 @@ bool replica_set_state_change(const bson_error_t& error) {
 
 }  // namespace
 
+// Set, on the monitor's thread, once a server suitable for our reads is known.
+struct database::discovery {
+    explicit discovery(mongoc_read_prefs_t* p) : prefs(p) {}
+    static void changed(const mongoc_apm_topology_changed_t* event) {
+        auto* self = static_cast<discovery*>(mongoc_apm_topology_changed_get_context(event));
+        const auto* now = mongoc_apm_topology_changed_get_new_description(event);
+        if (!mongoc_topology_description_has_readable_server(now, self->prefs.get())) return;
+        {
+            std::lock_guard lock{self->mutex};
+            self->found = true;
+        }
+        self->cv.notify_all();
+    }
+    owned<mongoc_read_prefs_t, mongoc_read_prefs_destroy> prefs;
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool found = false;
+};
+
 database::database(const db_options& options)
     : database_(options.database), query_timeout_(options.query_timeout) {
     init_driver_once();
@@ -141,14 +161,26 @@ database::database(const db_options& options)
     set_default(uri, MONGOC_URI_HEARTBEATFREQUENCYMS, 2000);
     set_default(uri, MONGOC_URI_MAXPOOLSIZE, static_cast<std::int32_t>(options.max_clients));
     if (!mongoc_uri_get_appname(uri)) mongoc_uri_set_appname(uri, "coroserve");
+    discovery_ =
+        std::make_unique<discovery>(mongoc_read_prefs_copy(mongoc_uri_get_read_prefs_t(uri)));
     pool_ = mongoc_client_pool_new(uri);
     mongoc_uri_destroy(uri);
     if (!pool_) throw std::invalid_argument{"invalid MongoDB URI options"};
     mongoc_client_pool_set_error_api(pool_, MONGOC_ERROR_API_VERSION_2);
+    owned<mongoc_apm_callbacks_t, mongoc_apm_callbacks_destroy> events{mongoc_apm_callbacks_new()};
+    mongoc_apm_set_topology_changed_cb(events.get(), &discovery::changed);
+    mongoc_client_pool_set_apm_callbacks(pool_, events.get(), discovery_.get());
+    // The first pop starts the monitor threads.
+    mongoc_client_pool_push(pool_, mongoc_client_pool_pop(pool_));
 }
 
 database::~database() {
-    mongoc_client_pool_destroy(pool_);
+    mongoc_client_pool_destroy(pool_);  // before discovery_: its monitor calls into it
+}
+
+bool database::wait_for_servers(std::chrono::milliseconds limit) {
+    std::unique_lock lock{discovery_->mutex};
+    return discovery_->cv.wait_for(lock, limit, [this] { return discovery_->found; });
 }
 
 std::optional<std::string> database::find_one(std::string_view collection,

@@ -73,10 +73,15 @@ class database final : public document_source {
     std::optional<std::string> find_one(std::string_view collection,
                                         const std::optional<document_id>& id) const override;
     void ping() const override;
+    // Waits, at most `limit`, until libmongoc's monitor knows a server suitable for our reads
+    // (start-up: no request then waits for the first check). False when none came in time.
+    bool wait_for_servers(std::chrono::milliseconds limit);
 
   private:
+    struct discovery;  // told by the monitor's topology-changed events
     std::string database_;
     std::chrono::milliseconds query_timeout_;
+    std::unique_ptr<discovery> discovery_;
     mongoc_client_pool_t* pool_;
 };
 
