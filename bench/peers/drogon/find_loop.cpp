@@ -105,24 +105,12 @@ void find_until_stopped(const peer::database& db, tally& t) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    options opt;
-    try {
-        opt = parse_options(argc, argv);
-    } catch (const std::exception& e) {
-        std::fprintf(
-            stderr,
-            "peer-drogon-findloop: %s\nusage: peer-drogon-findloop --uri URI [--threads N] "
-            "[--seconds S] [--warmup S] [--pool P]\n",
-            e.what());
-        return 2;
-    }
-    std::unique_ptr<peer::database> db;
-    try {
-        db = std::make_unique<peer::database>(opt.uri, opt.pool_size);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "peer-drogon-findloop: %s\n", e.what());
-        return 2;
-    }
+    const options opt = peer::or_exit(
+        "peer-drogon-findloop", [&] { return parse_options(argc, argv); },
+        "--uri URI [--threads N] [--seconds S] [--warmup S] [--pool P]");
+    const auto db = peer::or_exit("peer-drogon-findloop", [&] {
+        return std::make_unique<peer::database>(opt.uri, opt.pool_size);
+    });
 
     tally t;
     std::vector<std::thread> workers;

@@ -87,20 +87,9 @@ int main(int argc, char** argv) {
         [] { std::fflush(stderr); });
     trantor::Logger::setLogLevel(trantor::Logger::kWarn);
 
-    options opt;
-    try {
-        opt = parse_options(argc, argv);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "peer-drogon: %s\n", e.what());
-        return 2;
-    }
-    std::unique_ptr<peer::database> db;
-    try {
-        db = std::make_unique<peer::database>(opt.uri, opt.pool_size);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "peer-drogon: %s\n", e.what());
-        return 2;
-    }
+    const options opt = peer::or_exit("peer-drogon", [&] { return parse_options(argc, argv); });
+    const auto db = peer::or_exit(
+        "peer-drogon", [&] { return std::make_unique<peer::database>(opt.uri, opt.pool_size); });
 
     // The blocking finds run on their own event loops, as drogon's threading FAQ advises for
     // blocking calls: an I/O loop that blocks stalls every connection it owns.

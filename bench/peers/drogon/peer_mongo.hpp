@@ -8,6 +8,9 @@
 
 #include <charconv>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -30,6 +33,19 @@ T parse_number(std::string_view text, T low, T high, std::string_view what) {
     return value;
 }
 
+// Start-up: returns setup()'s result; when it throws (a bad flag, a bad URI) prints
+// "<program>: <why>" and the usage, if any, on stderr and exits with status 2.
+template <typename F>
+auto or_exit(const char* program, F setup, const char* usage = nullptr) {
+    try {
+        return setup();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: %s\n", program, e.what());
+        if (usage) std::fprintf(stderr, "usage: %s %s\n", program, usage);
+        std::exit(2);
+    }
+}
+
 // A database failure: the handler answers 503 and logs the driver's message.
 struct db_failure : std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -39,6 +55,9 @@ struct db_failure : std::runtime_error {
 class database {
   public:
     database(const std::string& uri_text, std::int32_t pool_size) {
+        // libmongoc's default handler prints below-warning messages (e.g. the monitor's failed
+        // checks) on stdout, which carries the server's port line and the loop's result.
+        mongoc_log_set_handler(&log_to_stderr, nullptr);
         mongoc_init();
         bson_error_t error;
         mongoc_uri_t* uri = mongoc_uri_new_with_error(uri_text.c_str(), &error);
@@ -96,6 +115,11 @@ class database {
     }
 
   private:
+    static void log_to_stderr(mongoc_log_level_t level, const char* domain, const char* message,
+                              void*) {
+        std::fprintf(stderr, "%s %s: %s\n", mongoc_log_level_str(level), domain, message);
+    }
+
     static void set_default(mongoc_uri_t* uri, const char* option, std::int32_t value) {
         if (!mongoc_uri_has_option(uri, option)) mongoc_uri_set_option_as_int32(uri, option, value);
     }
