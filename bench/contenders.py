@@ -368,6 +368,10 @@ class Drogon(Contender):
     def binary(self, ctx):
         return os.path.join(ctx.peers_build, "peer-drogon")
 
+    def loop_binary(self, ctx):
+        """The driver-only loop (find_loop.cpp), built beside the server by build.sh."""
+        return self.binary(ctx) + "-findloop"
+
     def prepare(self, ctx):
         script = os.path.join(ctx.root, TRIXIE_CHROOT)
         if not os.access(script, os.X_OK):
@@ -378,23 +382,42 @@ class Drogon(Contender):
         if r.returncode:
             why = [line for line in r.stderr.splitlines() if line.startswith(("skip:", "trixie-chroot: error"))]
             raise Skip(f"Debian 13 chroot unavailable: {(why or r.stderr.strip().splitlines() or ['?'])[-1]}")
-        sources = [os.path.join(ctx.root, self.dir, f) for f in ("main.cpp", "build.sh")]
+        sources = [os.path.join(ctx.root, self.dir, f) for f in ("build.sh", "main.cpp", "find_loop.cpp",
+                                                                  "peer_mongo.hpp")]
+        newest = max(map(os.path.getmtime, sources))
         binary = self.binary(ctx)
-        if os.path.exists(binary) and os.path.getmtime(binary) >= max(map(os.path.getmtime, sources)):
+        if all(os.path.exists(b) and os.path.getmtime(b) >= newest for b in (binary, self.loop_binary(ctx))):
             return
         os.makedirs(ctx.peers_build, exist_ok=True)
         r = subprocess.run([script, "run", "--bind", ctx.root, "--",
-                            sources[1], binary], capture_output=True, text=True, timeout=900)
+                            sources[0], binary], capture_output=True, text=True, timeout=900)
         if r.returncode:
             raise Skip(f"drogon peer build failed in the Debian 13 chroot: {r.stderr.strip()[-300:]}")
 
+    def _in_chroot(self, ctx):
+        """The wrapper that runs a built binary inside the chroot. taskset (procs.start) pins the
+        wrapper, and the affinity is inherited by the program inside; it stays in the wrapper's
+        session, so the process-tree sampler sees it."""
+        return [os.path.join(ctx.root, TRIXIE_CHROOT), "run", "--bind", ctx.peers_build, "--"]
+
+    def find_loops(self, ctx, mongo_uri, concurrency, extra=None):
+        """(b) of decompose: the handler's find_one + relaxed extended JSON through the same
+        mongoc_client_pool_t settings, on as many threads as the peer has DB loops (the finds it
+        can have in flight, whatever `concurrency` wrk brings), in the chroot like the server."""
+        if not self.needs_db:
+            return None
+        flags = dict(DROGON_FLAGS, **(extra or {}))
+        cmd = self._in_chroot(ctx) + [
+            self.loop_binary(ctx), "--uri", mongo_uri, "--threads", str(flags["--db-threads"]),
+            "--seconds", str(ctx.args.duration), "--warmup", str(max(ctx.args.warmup, 1)),
+            "--pool", str(TOTAL_POOL)]
+        return [(cmd, None)]
+
     def start(self, ctx, doc, mongo_uri, extra=None):
-        # The chroot's `run` passes no environment through: env sets the peer's. taskset
-        # (procs.start) pins the wrapper, and the affinity is inherited by the server inside;
-        # the server stays in the wrapper's session, so the process-tree sampler sees it.
+        # The chroot's `run` passes no environment through: env sets the peer's.
         env = self._env(ctx, mongo_uri or "mongodb://127.0.0.1:9", 1)
         flags = dict(DROGON_FLAGS, **(extra or {}))
-        cmd = [os.path.join(ctx.root, TRIXIE_CHROOT), "run", "--bind", ctx.peers_build, "--", "env"]
+        cmd = self._in_chroot(ctx) + ["env"]
         cmd += [f"{k}={v}" for k, v in env.items()]
         cmd += [self.binary(ctx), "--port", "0"]
         for k, v in flags.items():

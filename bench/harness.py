@@ -145,6 +145,7 @@ class Progress:
 
     def __init__(self, total, guess_s):
         self.total, self.done, self.guess = total, 0, guess_s
+        self.measured = 0  # measured runs so far (the matrix numbers them: rep["order"])
         self.t0 = time.monotonic()
 
     def line(self, text):
@@ -382,13 +383,30 @@ def add_skip(results, cid, reason, **more):
     results["skipped"].append(entry)
 
 
+def matrix_steps(contenders, connections, reps, order):
+    """The matrix's measured runs for one doc, in the order they run: [(rep, connections,
+    contender)]. grouped: a contender's points and reps back to back (drift over a long run
+    lands on whole contenders). interleaved: repetition by repetition, each connection count,
+    every contender in turn, forward on even repetitions and backward on odd ones, so that a
+    linear drift adds the same to every contender over a pair of repetitions (ABBA)."""
+    if order == "grouped":
+        return [(r, n, c) for c in contenders for n in connections for r in range(reps)]
+    steps = []
+    for r in range(reps):
+        turn = contenders if r % 2 == 0 else contenders[::-1]
+        steps += [(r, n, c) for n in connections for c in turn]
+    return steps
+
+
 def cmd_matrix(ctx, results):
     a = ctx.args
     ready = prepare_contenders(ctx, a.contenders, results, None)
-    plan = [(doc, c, n) for doc in a.docs for c in ready for n in a.connections]
-    progress = Progress(len(plan) * a.reps, a.duration + 1)
+    # interleaved: a start and a full warm-up before every repetition (matrix_interleaved)
+    per_run = a.duration + 1 + (a.warmup / a.reps if a.order == "grouped" else a.warmup + 1)
+    progress = Progress(len(ready) * len(a.docs) * len(a.connections) * a.reps, per_run)
     log(f"== matrix: {len(ready)} contenders x {len(a.docs)} docs x {len(a.connections)} connection counts "
-        f"x {a.reps} reps, {a.duration} s each (+{a.warmup} s warm-up per point)")
+        f"x {a.reps} reps, {a.duration} s each (+{a.warmup} s warm-up "
+        f"{'per point' if a.order == 'grouped' else 'per run, on a freshly started server'}), order {a.order}")
     for doc in a.docs:
         db = None
         if any(c.needs_db for c in ready):
@@ -400,24 +418,21 @@ def cmd_matrix(ctx, results):
                         add_skip(results, c.id, f"database for doc {doc} failed: {e}", doc=doc)
                         progress.done += len(a.connections) * a.reps
         try:
-            for c in ready:
-                if c.needs_db and db is None:
-                    continue
-                matrix_contender(ctx, results, c, doc, db, progress)
+            runnable = [c for c in ready if db is not None or not c.needs_db]
+            if a.order == "grouped":
+                for c in runnable:
+                    matrix_contender(ctx, results, c, doc, db, progress)
+            else:
+                matrix_interleaved(ctx, results, runnable, doc, db, progress)
         finally:
             if db:
                 db.stop()
 
 
-def matrix_contender(ctx, results, c, doc, db, progress):
-    a = ctx.args
+def matrix_start(ctx, results, c, doc, db):
+    """Starts c and waits for its first 200; (proc, port). Raises when it does not start."""
     log(f"{stamp_now()} starting {c.id} ({doc} doc) and waiting for its first 200")
-    try:
-        proc, port, body = start_ready(ctx, c, doc, db)
-    except Exception as e:  # noqa: BLE001
-        add_skip(results, c.id, f"did not start for doc {doc}: {e}", doc=doc)
-        progress.done += len(a.connections) * a.reps
-        return
+    proc, port, body = start_ready(ctx, c, doc, db)
     results.setdefault("bodies", {}).setdefault(c.id, {})[doc] = len(body)
     if c.id == "coroserve" and body.decode(errors="replace") != ctx.doc_json[doc]:
         # nginx serves ctx.doc_json: say so when coroserve's bytes differ from it.
@@ -425,6 +440,44 @@ def matrix_contender(ctx, results, c, doc, db, progress):
             "coroserve": body[:300].decode(errors="replace"), "nginx": ctx.doc_json[doc][:300]}
         log(f"   note: coroserve's {doc} body ({len(body)} B) differs from nginx's file "
             f"({len(ctx.doc_json[doc])} B)")
+    return proc, port
+
+
+def matrix_rep(ctx, c, proc, port, doc, db, n, i, warmup, progress):
+    """Warm-up of `warmup` s (discarded), then repetition i of the point (c, doc, n): the parsed
+    rep, with `order` (its place among the matrix's measured runs) and the stand-in's open file
+    descriptors after it."""
+    a = ctx.args
+    if warmup:
+        log(f"{stamp_now()} {c.id} {doc} c={n}: warming up {warmup} s")
+        run_wrk(ctx, port, c.endpoint, n, warmup, a.wrk_timeout, f"warmup-{c.id}-{doc}-c{n}-r{i + 1}")
+    rep = run_wrk(ctx, port, c.endpoint, n, a.duration, a.wrk_timeout, f"{c.id}-{doc}-c{n}-r{i + 1}",
+                  sids=[proc.pid], db_sid=db.proc.pid if (db and db.proc and c.needs_db) else None)
+    if db and db.proc:
+        rep["standin_fds"] = procs.open_fds(db.proc.pid)
+    progress.measured += 1
+    rep["order"] = progress.measured
+    progress.line(f"{c.id} {doc} c={n} rep {i + 1}/{a.reps}: {fmt_rep(rep)}")
+    time.sleep(a.pause)
+    return rep
+
+
+def matrix_point(c, doc, n, reps, server_alive_after):
+    point = {"contender": c.id, "endpoint": c.endpoint, "doc": doc, "connections": n}
+    point.update(wrkparse.summarize(reps))
+    point["server_alive_after"] = server_alive_after
+    return point
+
+
+def matrix_contender(ctx, results, c, doc, db, progress):
+    """--order grouped: c's points one after the other on one server, reps back to back."""
+    a = ctx.args
+    try:
+        proc, port = matrix_start(ctx, results, c, doc, db)
+    except Exception as e:  # noqa: BLE001
+        add_skip(results, c.id, f"did not start for doc {doc}: {e}", doc=doc)
+        progress.done += len(a.connections) * a.reps
+        return
     try:
         for n in a.connections:
             if not proc.alive():
@@ -432,30 +485,55 @@ def matrix_contender(ctx, results, c, doc, db, progress):
                          connections=n)
                 progress.done += a.reps
                 continue
+            reps = []
             try:
-                if a.warmup:
-                    log(f"{stamp_now()} {c.id} {doc} c={n}: warming up {a.warmup} s")
-                    run_wrk(ctx, port, c.endpoint, n, a.warmup, a.wrk_timeout,
-                            f"warmup-{c.id}-{doc}-c{n}")
-                reps = []
                 for i in range(a.reps):
-                    rep = run_wrk(ctx, port, c.endpoint, n, a.duration, a.wrk_timeout,
-                                  f"{c.id}-{doc}-c{n}-r{i + 1}", sids=[proc.pid],
-                                  db_sid=db.proc.pid if (db and db.proc and c.needs_db) else None)
-                    reps.append(rep)
-                    progress.line(f"{c.id} {doc} c={n} rep {i + 1}/{a.reps}: {fmt_rep(rep)}")
-                    time.sleep(a.pause)
+                    reps.append(matrix_rep(ctx, c, proc, port, doc, db, n, i, a.warmup if i == 0 else 0, progress))
             except RuntimeError as e:
                 add_skip(results, c.id, f"{doc} c={n}: {e}", doc=doc, connections=n)
                 progress.done += a.reps - len(reps)
                 continue
-            point = {"contender": c.id, "endpoint": c.endpoint, "doc": doc, "connections": n}
-            point.update(wrkparse.summarize(reps))
-            point["server_alive_after"] = proc.alive()
-            results["runs"].append(point)
+            results["runs"].append(matrix_point(c, doc, n, reps, proc.alive()))
             report.save(ctx.out, results)  # a partial run still leaves results behind
     finally:
         procs.stop(proc)
+
+
+def matrix_interleaved(ctx, results, ready, doc, db, progress):
+    """--order interleaved: the runs in matrix_steps' order, each on a freshly started server
+    with a full warm-up, stopped after it. One server at a time: a server left up after its
+    run keeps working through the requests and finds still queued when wrk stopped (thousands
+    at c=5000) and would measure itself into the next contender's run. The points go to
+    results['runs'] in grouped order, re-summarised after each run (a partial run leaves its
+    completed repetitions behind)."""
+    a = ctx.args
+    reps = {(c.id, n): [] for c in ready for n in a.connections}
+    alive_after, lost = {}, set()
+    first = len(results["runs"])
+    for i, n, c in matrix_steps(ready, a.connections, a.reps, a.order):
+        if (c.id, n) in lost:
+            continue
+        try:
+            proc, port = matrix_start(ctx, results, c, doc, db)
+        except Exception as e:  # noqa: BLE001
+            proc, why = None, f"did not start for doc {doc} c={n} rep {i + 1}: {e}"
+        if proc:
+            try:
+                reps[c.id, n].append(matrix_rep(ctx, c, proc, port, doc, db, n, i, a.warmup, progress))
+                alive_after[c.id, n], why = proc.alive(), None
+            except RuntimeError as e:
+                why = f"{doc} c={n}: {e}"
+            finally:
+                procs.stop(proc)
+        if why:
+            add_skip(results, c.id, why, doc=doc, connections=n)
+            lost.add((c.id, n))
+            progress.done += a.reps - len(reps[c.id, n])
+            continue
+        results["runs"][first:] = [matrix_point(c2, doc, n2, reps[c2.id, n2], alive_after[c2.id, n2])
+                                   for c2 in ready for n2 in a.connections
+                                   if reps[c2.id, n2] and (c2.id, n2) not in lost]
+        report.save(ctx.out, results)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -744,6 +822,11 @@ def parse_args(argv):
     p.add_argument("--reps", type=int, help="repetitions per point (median reported)")
     p.add_argument("--wrk-timeout", type=int, default=2, help="wrk --timeout, seconds (wrk's default, the seed's)")
     p.add_argument("--pause", type=float, default=0.3, help="seconds between runs")
+    p.add_argument("--order", choices=["interleaved", "grouped"], default="interleaved",
+                   help="matrix: interleaved (default): repetition by repetition, each connection count, every "
+                        "contender in turn (backward on odd reps), each run on a freshly started server after a "
+                        "full warm-up, so that drift spreads over all contenders; grouped: each contender's points "
+                        "and reps back to back on one server (the old order)")
     p.add_argument("--mongo-uri", help="an external MongoDB instead of the stand-in (seeded with mongo-seed)")
     p.add_argument("--standin", help="stand-in binary (default build/release/bin/mongo-standin)")
     p.add_argument("--standin-threads", type=int, help="the stand-in's --threads")
@@ -900,7 +983,7 @@ def run(args, argv):
         "meta": {
             "timestamp": stamp, "git_rev": git_rev(), "machine": machine_info(ctx),
             "duration_s": args.duration, "warmup_s": args.warmup, "reps": args.reps,
-            "connections": args.connections, "docs": args.docs, "command": args.command,
+            "connections": args.connections, "docs": args.docs, "command": args.command, "order": args.order,
             "pinning": f"{args.pinning}: server on CPU {ctx.server_cpus or 'any'}, stand-in on CPU "
                        f"{ctx.db_cpus or 'any'}, wrk/clients on CPU {ctx.load_cpus or 'any'}",
             "wrk_timeout_s": args.wrk_timeout, "coroserve_flags": dict(cont.COROSERVE_BEST, **ctx.coroserve_flags),

@@ -206,6 +206,14 @@ def tree_switches(sid):
     return out
 
 
+def open_fds(pid):
+    """How many file descriptors the process has open (None once it has exited)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
 def tree_usage(sid):
     """(sum of RSS in KiB, {pid: cpu ticks incl. reaped children}) for a session."""
     rss, ticks = 0, {}

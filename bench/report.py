@@ -167,7 +167,8 @@ def markdown(results):
     out.append(f"git {m.get('git_rev')}; {mach.get('cpus')} CPUs ({mach.get('cpu_model')}), "
                f"kernel {mach.get('kernel')}; {m.get('database')}; wrk -t1 --latency --timeout "
                f"{m.get('wrk_timeout_s')}s, {m.get('duration_s')} s x {m.get('reps')} reps (median), "
-               f"warm-up {m.get('warmup_s')} s; pinning {m.get('pinning')}; fd limit {mach.get('fd_limit')}, "
+               f"warm-up {m.get('warmup_s')} s; {_order_md(m)}; pinning {m.get('pinning')}; "
+               f"fd limit {mach.get('fd_limit')}, "
                f"listen backlog {mach.get('backlog')}.")
     out.append("")
     rate = results.get("standin_driver_find_rate")
@@ -307,6 +308,14 @@ def _decompose_md(results):
                                                    for t in top) + ".")
             out.append("")
     return out
+
+
+def _order_md(meta):
+    """How the matrix's runs were ordered (results before --order existed ran grouped)."""
+    if meta.get("order", "grouped") == "grouped":
+        return "order grouped (each contender's points and reps back to back, warm-up once per point)"
+    return ("order interleaved (rep by rep, each connection count, every contender in turn, backward on odd "
+            "reps; a fresh server and a warm-up before every run)")
 
 
 def _status_md(results):

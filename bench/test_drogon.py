@@ -9,6 +9,7 @@ import types
 import unittest
 
 import contenders
+import decompose
 import procs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,8 +29,9 @@ def chroot_ready():
     libdir = os.path.join(path, "usr/lib/x86_64-linux-gnu")
     if not os.path.isdir(libdir) or not any(f.startswith("libdrogon.so") for f in os.listdir(libdir)):
         return f"no drogon in the Debian 13 chroot {path}"
-    if not os.access(os.path.join(PEERS, "peer-drogon"), os.X_OK):
-        return "build/bench-peers/peer-drogon not built"
+    for binary in ("peer-drogon", "peer-drogon-findloop"):
+        if not os.access(os.path.join(PEERS, binary), os.X_OK):
+            return f"build/bench-peers/{binary} not built"
     if not os.access(STANDIN, os.X_OK):
         return "mongo-standin not built"
     return None
@@ -39,8 +41,9 @@ def chroot_ready():
 class DrogonContenderTest(unittest.TestCase):
     def setUp(self):
         self.dir = os.path.join("/tmp", f"bench-drogon-test-{os.getpid()}")
-        self.ctx = types.SimpleNamespace(root=ROOT, peers_build=PEERS, log_dir=self.dir, server_cpus="0",
-                                         backlog=4096, name=lambda what, doc="": f"{what}-{doc}")
+        self.ctx = types.SimpleNamespace(root=ROOT, peers_build=PEERS, log_dir=self.dir, raw_dir=self.dir,
+                                         server_cpus="0", backlog=4096, name=lambda what, doc="": f"{what}-{doc}",
+                                         args=types.SimpleNamespace(duration=1, warmup=0))
         self.standin = procs.start("standin", [STANDIN, "--port", "0", "--bind", "127.0.0.1", "--seed",
                                                f"articles.articles={ROOT}/bench/data/small_doc.json"], self.dir)
         self.uri = f"mongodb://127.0.0.1:{int(self.standin.first_line(20))}"
@@ -102,6 +105,28 @@ class DrogonContenderTest(unittest.TestCase):
         self.assertLess(time.monotonic() - t0, 0.5)
         t.join()
         self.assertEqual(first["answer"][0], 200)
+
+    def test_driver_only_loop_for_decompose(self):
+        # (b) of `bench/run decompose`, as decompose runs it: the loop in the chroot, pinned like
+        # the server, 1 s measured after 1 s of warm-up, its own CPU over the window.
+        db = types.SimpleNamespace(uri=self.uri, proc=self.standin)
+        row = decompose.run_loops(self.ctx, contenders.by_id()["drogon"], db, 200, {}, "drogon-test")
+        self.assertGreater(row["finds"], 0)
+        self.assertEqual(row["errors"], 0)
+        self.assertEqual(row["processes"], 1)
+        self.assertEqual(row["concurrency_per_process"], int(contenders.DROGON_FLAGS["--db-threads"]))
+        self.assertEqual(row["cpu_measured"], "own window")
+        self.assertGreater(row["cpu_us"], 0)
+        self.assertGreater(row["db_cpu_us"], 0)  # the stand-in answered those finds
+        self.assertAlmostEqual(row["rps_ok"], row["finds"] / 1.0, delta=row["finds"] * 0.1)
+
+    def test_driver_only_loop_fails_on_a_dead_database(self):
+        port = procs.free_port()  # nothing listens there
+        cmd = contenders.by_id()["drogon"].find_loops(self.ctx, f"mongodb://127.0.0.1:{port}", 200)[0][0]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual(json.loads(r.stdout.strip().splitlines()[-1])["finds"], 0)
+        self.assertIn("No suitable servers found", r.stderr)
 
     def test_database_down_is_503_within_the_deadline(self):
         port = self.start("drogon")

@@ -1,6 +1,7 @@
 """Tests of bench/run's guards through the real command: a contender that cannot run is an
 error unless --allow-skip, the load-average guard refuses a busy machine unless --allow-busy,
-and results.md opens with what was skipped."""
+results.md opens with what was skipped, and the matrix's order of runs."""
+import json
 import os
 import shutil
 import subprocess
@@ -65,11 +66,83 @@ class RunGuardsTest(unittest.TestCase):
         self.assertIn("Measured on a busy machine (--allow-busy)", head)
 
 
+COROSERVE = os.path.join(os.path.dirname(HERE), "build/release/bin/coroserve")
+
+
+@unittest.skipUnless(shutil.which("wrk") and shutil.which("gnuplot") and shutil.which("nginx")
+                     and os.access(COROSERVE, os.X_OK), "needs wrk, gnuplot, nginx and build/release/bin/coroserve")
+class MatrixOrderTest(unittest.TestCase):
+    """The order in which bench/run measures the matrix, read back from each repetition's
+    `order` in results.json (nginx and coroserve-json: no database needed)."""
+
+    def setUp(self):
+        self.out = tempfile.mkdtemp(prefix="bench-order-test-")
+        os.chmod(self.out, 0o755)  # nginx's workers (another user) read the doc file under it
+
+    def tearDown(self):
+        shutil.rmtree(self.out, ignore_errors=True)
+
+    def measured_order(self, *args):
+        r = bench_run("--contenders", "nginx,coroserve-json", "--docs", "small", "--duration", "1", "--warmup", "0",
+                      "--reps", "2", "--pause", "0", "--allow-busy", "--no-driver-load", "--out", self.out, *args)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(os.path.join(self.out, "results.json")) as f:
+            results = json.load(f)
+        runs = sorted((rep["order"], p["contender"], p["connections"], i + 1)
+                      for p in results["runs"] for i, rep in enumerate(p["reps"]))
+        return results, [run[1:] for run in runs]
+
+    def test_interleaved_is_the_default(self):
+        results, order = self.measured_order("--connections", "10,20")
+        self.assertEqual(order, [("nginx", 10, 1), ("coroserve-json", 10, 1),
+                                 ("nginx", 20, 1), ("coroserve-json", 20, 1),
+                                 ("coroserve-json", 10, 2), ("nginx", 10, 2),
+                                 ("coroserve-json", 20, 2), ("nginx", 20, 2)])
+        self.assertEqual(results["meta"]["order"], "interleaved")
+        # The points are still one per contender x connections, in the report's order.
+        self.assertEqual([(p["contender"], p["connections"], len(p["reps"])) for p in results["runs"]],
+                         [("nginx", 10, 2), ("nginx", 20, 2), ("coroserve-json", 10, 2), ("coroserve-json", 20, 2)])
+        with open(os.path.join(self.out, "results.md")) as f:
+            self.assertIn("order interleaved", f.read())
+
+    def test_grouped_on_request(self):
+        results, order = self.measured_order("--connections", "10", "--order", "grouped")
+        self.assertEqual(order, [("nginx", 10, 1), ("nginx", 10, 2), ("coroserve-json", 10, 1),
+                                 ("coroserve-json", 10, 2)])
+        self.assertEqual(results["meta"]["order"], "grouped")
+
+
+class MatrixStepsTest(unittest.TestCase):
+    def test_interleaved_spreads_a_linear_drift_evenly(self):
+        cs = ["a", "b", "c", "d", "e"]
+        steps = harness.matrix_steps(cs, [200, 1000], 4, "interleaved")
+        self.assertEqual(len(steps), len(cs) * 2 * 4)
+        self.assertEqual(len(set(steps)), len(steps))
+        # each repetition is one block holding every (connections, contender) once
+        self.assertEqual([r for r, _, _ in steps], sorted(r for r, _, _ in steps))
+        # at one connection count, a contender's positions over two reps add up to the same for all
+        # (forward, then backward): a drift linear in time adds the same to every contender
+        for n in (200, 1000):
+            pos = {}
+            for r in range(4):
+                turn = [c for rr, nn, c in steps if rr == r and nn == n]
+                self.assertEqual(turn, cs if r % 2 == 0 else cs[::-1])
+                for k, c in enumerate(turn):
+                    pos[c] = pos.get(c, 0) + k
+            self.assertEqual(set(pos.values()), {2 * (len(cs) - 1)})
+
+    def test_grouped_keeps_a_contender_together(self):
+        self.assertEqual(harness.matrix_steps(["a", "b"], [1, 2], 2, "grouped"),
+                         [(0, 1, "a"), (1, 1, "a"), (0, 2, "a"), (1, 2, "a"),
+                          (0, 1, "b"), (1, 1, "b"), (0, 2, "b"), (1, 2, "b")])
+
+
 class ArgsTest(unittest.TestCase):
     def test_defaults(self):
         a = harness.parse_args([])
         self.assertEqual(a.command, "matrix")
         self.assertEqual(a.max_load, 1.5)
+        self.assertEqual(a.order, "interleaved")
         self.assertFalse(a.allow_skip or a.allow_busy)
         self.assertEqual(len(a.contenders), len(harness.cont.all_contenders()))
 

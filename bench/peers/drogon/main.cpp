@@ -6,14 +6,11 @@
 // Usage: peer-drogon [--port N] [--io-threads N] [--db-threads N] [--queue N]
 //   env MONGODB_URI (default mongodb://127.0.0.1:27017), PEER_POOL_SIZE (libmongoc maxPoolSize).
 // --port 0 binds an ephemeral port; the bound port is the first line on stdout. Logs go to stderr.
-#include <bson/bson.h>
 #include <drogon/drogon.h>
-#include <mongoc/mongoc.h>
 #include <trantor/net/EventLoopThreadPool.h>
 #include <trantor/utils/Logger.h>
 
 #include <atomic>
-#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -22,11 +19,12 @@
 #include <string>
 #include <string_view>
 
+#include "peer_mongo.hpp"
+
 namespace {
 
-// The same deadlines as coroserve (--db-timeout-ms 2000, server selection 1000 ms).
-constexpr std::int32_t query_timeout_ms = 2000;
-constexpr std::int32_t server_selection_ms = 1000;
+using peer::db_failure;
+using peer::parse_number;
 
 struct options {
     unsigned short port = 0;
@@ -36,17 +34,6 @@ struct options {
     std::string uri = "mongodb://127.0.0.1:27017";
     std::int32_t pool_size = 6000;
 };
-
-template <typename T>
-T parse_number(std::string_view text, T low, T high, std::string_view what) {
-    T value{};
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc{} || end != text.data() + text.size() || value < low || value > high)
-        throw std::invalid_argument{std::string{what} + " must be a whole number in " +
-                                    std::to_string(low) + ".." + std::to_string(high) + ", got '" +
-                                    std::string{text} + "'"};
-    return value;
-}
 
 options parse_options(int argc, char** argv) {
     options opt;
@@ -70,74 +57,6 @@ options parse_options(int argc, char** argv) {
     }
     return opt;
 }
-
-// A database failure: the handler answers 503 and logs the driver's message.
-struct db_failure : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
-// RAII over a mongoc_client_pool_t; find_one() blocks and must run on a DB loop.
-class database {
-  public:
-    explicit database(const options& opt) {
-        mongoc_init();
-        bson_error_t error;
-        mongoc_uri_t* uri = mongoc_uri_new_with_error(opt.uri.c_str(), &error);
-        if (!uri) throw std::invalid_argument{std::string{"invalid MONGODB_URI: "} + error.message};
-        // Defaults only: a URI that sets one of these keeps its own.
-        set_default(uri, MONGOC_URI_SOCKETTIMEOUTMS, query_timeout_ms);
-        set_default(uri, MONGOC_URI_CONNECTTIMEOUTMS, query_timeout_ms);
-        set_default(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, server_selection_ms);
-        set_default(uri, MONGOC_URI_MAXPOOLSIZE, opt.pool_size);
-        pool_ = mongoc_client_pool_new(uri);
-        mongoc_uri_destroy(uri);
-        if (!pool_) throw std::invalid_argument{"invalid MongoDB URI options"};
-        mongoc_client_pool_set_error_api(pool_, MONGOC_ERROR_API_VERSION_2);
-        opts_ = BCON_NEW("limit", BCON_INT64(1), "singleBatch", BCON_BOOL(true), "maxTimeMS",
-                         BCON_INT64(query_timeout_ms));
-    }
-    database(const database&) = delete;
-    database& operator=(const database&) = delete;
-    ~database() {
-        bson_destroy(opts_);
-        mongoc_client_pool_destroy(pool_);
-        mongoc_cleanup();
-    }
-
-    // The first document of articles.articles as relaxed extended JSON, or nullopt when empty.
-    std::optional<std::string> find_one() const {
-        mongoc_client_t* client = mongoc_client_pool_pop(pool_);
-        mongoc_collection_t* articles =
-            mongoc_client_get_collection(client, "articles", "articles");
-        bson_t filter = BSON_INITIALIZER;
-        mongoc_cursor_t* cursor =
-            mongoc_collection_find_with_opts(articles, &filter, opts_, nullptr);
-        const bson_t* doc = nullptr;
-        std::optional<std::string> json;
-        if (mongoc_cursor_next(cursor, &doc)) {
-            std::size_t len = 0;
-            char* text = bson_as_relaxed_extended_json(doc, &len);
-            json.emplace(text, len);
-            bson_free(text);
-        }
-        bson_error_t error;
-        const bool failed = mongoc_cursor_error(cursor, &error);
-        mongoc_cursor_destroy(cursor);
-        bson_destroy(&filter);
-        mongoc_collection_destroy(articles);
-        mongoc_client_pool_push(pool_, client);
-        if (failed) throw db_failure{error.message};
-        return json;
-    }
-
-  private:
-    static void set_default(mongoc_uri_t* uri, const char* option, std::int32_t value) {
-        if (!mongoc_uri_has_option(uri, option)) mongoc_uri_set_option_as_int32(uri, option, value);
-    }
-
-    mongoc_client_pool_t* pool_ = nullptr;
-    bson_t* opts_ = nullptr;
-};
 
 // Counts a find from the handler's start to its end, whichever way the handler leaves.
 struct in_flight_slot {
@@ -168,20 +87,9 @@ int main(int argc, char** argv) {
         [] { std::fflush(stderr); });
     trantor::Logger::setLogLevel(trantor::Logger::kWarn);
 
-    options opt;
-    try {
-        opt = parse_options(argc, argv);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "peer-drogon: %s\n", e.what());
-        return 2;
-    }
-    std::unique_ptr<database> db;
-    try {
-        db = std::make_unique<database>(opt);
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "peer-drogon: %s\n", e.what());
-        return 2;
-    }
+    const options opt = peer::or_exit("peer-drogon", [&] { return parse_options(argc, argv); });
+    const auto db = peer::or_exit(
+        "peer-drogon", [&] { return std::make_unique<peer::database>(opt.uri, opt.pool_size); });
 
     // The blocking finds run on their own event loops, as drogon's threading FAQ advises for
     // blocking calls: an I/O loop that blocks stalls every connection it owns.
