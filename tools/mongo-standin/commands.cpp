@@ -171,9 +171,9 @@ void hello(call& c) {
     ok(r);
 }
 
-// {hello, topologyVersion: {processId, counter}, maxAwaitTimeMS} from a client that has
-// seen this member's current topologyVersion: it must wait (for a change or the time), not be
-// answered at once, or its monitor would spin. nullopt: answer now.
+// {hello, topologyVersion: {processId, counter}, maxAwaitTimeMS}: from a client that has
+// seen this member's current topologyVersion it must wait (for a change or the time), not be
+// answered at once, or its monitor would spin. nullopt: not an awaitable hello.
 std::optional<hello_wait> awaitable_hello(const call& c) {
     bson_iter_t version, max_await, process_id, counter;
     if (!c.field("topologyVersion", version) || !BSON_ITER_HOLDS_DOCUMENT(&version) ||
@@ -186,9 +186,9 @@ std::optional<hello_wait> awaitable_hello(const call& c) {
         !BSON_ITER_HOLDS_OID(&process_id) || !bson_iter_init_find(&counter, doc.get(), "counter"))
         return std::nullopt;
     auto seen = as_int64(counter);
-    if (!seen || !c.s.rs->up_to_date(c.s.member, *bson_iter_oid(&process_id), *seen))
-        return std::nullopt;
-    return hello_wait{*seen, std::chrono::milliseconds(std::min<int64_t>(*ms, 3'600'000))};
+    if (!seen) return std::nullopt;
+    return hello_wait{*seen, std::chrono::milliseconds(std::min<int64_t>(*ms, 3'600'000)),
+                      c.s.rs->up_to_date(c.s.member, *bson_iter_oid(&process_id), *seen)};
 }
 
 void ping(call& c) {
@@ -559,7 +559,7 @@ command_result run_command(services& s, std::span<const uint8_t> body, int32_t c
     if (is_handshake(c.name)) {
         command_result result;
         if (s.rs && may_wait) result.wait = awaitable_hello(c);
-        if (!result.wait) hello(c);
+        if (!result.wait || !result.wait->must_wait) hello(c);
         return result;
     }
     if (c.db.empty()) {
