@@ -109,22 +109,29 @@ class read_prefs {
     mongoc_read_prefs_t* prefs_;
 };
 
-// find_one({}) on articles.articles with `prefs` (null: the client's own, primary). True
-// when the seeded document came back; otherwise `error` says why.
-bool find_seeded(client& c, const mongoc_read_prefs_t* prefs, bson_error_t* error) {
+// find_one(filter) on db.coll with `prefs` (null: the client's own, primary). True when a
+// document came back; otherwise `error` says why (no error: nothing matched).
+bool find_one(client& c, const char* db, const char* coll_name, const bson_t* filter,
+              const mongoc_read_prefs_t* prefs, bson_error_t* error) {
     *error = bson_error_t{};
-    mongoc_collection_t* coll = mongoc_client_get_collection(c.get(), "articles", "articles");
-    bson_t filter = BSON_INITIALIZER;
+    mongoc_collection_t* coll = mongoc_client_get_collection(c.get(), db, coll_name);
     bson_t opts = BSON_INITIALIZER;
     BSON_APPEND_INT64(&opts, "limit", 1);
-    mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(coll, &filter, &opts, prefs);
+    mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(coll, filter, &opts, prefs);
     const bson_t* doc = nullptr;
     bool found = mongoc_cursor_next(cursor, &doc);
     if (mongoc_cursor_error(cursor, error)) found = false;
     mongoc_cursor_destroy(cursor);
     bson_destroy(&opts);
-    bson_destroy(&filter);
     mongoc_collection_destroy(coll);
+    return found;
+}
+
+// The seeded document of articles.articles.
+bool find_seeded(client& c, const mongoc_read_prefs_t* prefs, bson_error_t* error) {
+    bson_t all = BSON_INITIALIZER;
+    const bool found = find_one(c, "articles", "articles", &all, prefs, error);
+    bson_destroy(&all);
     return found;
 }
 
@@ -364,4 +371,37 @@ TEST_CASE("libmongoc: a killed secondary is avoided, and used again once revived
         },
         15s);
     CHECK(used_again);
+}
+
+TEST_CASE("libmongoc: with --secondary-lag-ms a secondary sees a write that much later",
+          "[mongo][mongoc][replset]") {
+    constexpr auto lag = 1500ms;
+    auto args = set_args();
+    args.push_back("--secondary-lag-ms");
+    args.push_back(std::to_string(lag.count()));
+    standin s(args);
+    pool p(s);
+    client c(p);
+    bson_error_t error;
+    REQUIRE(find_seeded(c, nullptr, &error));
+    REQUIRE(eventually([&] { return topology(c) == expected_topology(s, 0); }));
+    read_prefs secondary(MONGOC_READ_SECONDARY);
+    // The seeded data is on every member from the start.
+    REQUIRE(find_seeded(c, secondary.get(), &error));
+
+    const auto written = std::chrono::steady_clock::now();
+    REQUIRE(insert_one(c, &error));
+    bson_t mine = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&mine, "by", "replset_test");
+    auto on = [&](const mongoc_read_prefs_t* prefs) {
+        const bool found = find_one(c, "t", "writes", &mine, prefs, &error);
+        INFO("find: " << error.message);
+        REQUIRE(error.code == 0);
+        return found;
+    };
+    CHECK(on(nullptr));                // the primary has it at once
+    CHECK_FALSE(on(secondary.get()));  // a secondary does not, yet
+    REQUIRE(eventually([&] { return on(secondary.get()); }));
+    CHECK(std::chrono::steady_clock::now() - written >= lag);
+    bson_destroy(&mine);
 }

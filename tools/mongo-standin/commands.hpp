@@ -16,6 +16,7 @@
 namespace standin {
 
 class replica_set;
+class lagged_store;
 
 struct services {
     store& db;
@@ -25,6 +26,8 @@ struct services {
     // With --replset: the set, and the member this connection talks to. Null: standalone.
     replica_set* rs = nullptr;
     int member = 0;
+    // With --secondary-lag-ms: what secondaries read, each write applied there later.
+    lagged_store* lagged = nullptr;
 };
 
 // An awaitable hello ({hello, topologyVersion, maxAwaitTimeMS}). `must_wait`: the client is

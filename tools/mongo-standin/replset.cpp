@@ -256,4 +256,63 @@ void replica_set::append_status(bson_t* reply) const {
     bson_append_document_end(reply, &doc);
 }
 
+lagged_store::lagged_store(std::chrono::milliseconds lag, asio::any_io_executor executor)
+    : lag_(lag), timer_(std::move(executor)) {}
+
+void lagged_store::insert(const std::string& ns, std::vector<doc_ptr> docs, bool ordered) {
+    // The same immutable documents (same _ids): the secondary ends up with what the primary
+    // has, duplicates refused the same way.
+    later([ns, docs = std::move(docs), ordered](store& s) {
+        std::vector<write_error> ignored;
+        s.insert(ns, docs, ordered, ignored);
+    });
+}
+
+void lagged_store::remove(const std::string& ns, std::span<const uint8_t> filter_doc,
+                          bool just_one) {
+    later([ns, bytes = std::vector<uint8_t>(filter_doc.begin(), filter_doc.end()),
+           just_one](store& s) {
+        // Parsed on the primary already: it parses here too.
+        auto parsed = filter::parse(bytes);
+        if (auto* f = std::get_if<filter>(&parsed)) s.remove(ns, *f, just_one);
+    });
+}
+
+void lagged_store::drop(const std::string& ns) {
+    later([ns](store& s) { s.drop(ns); });
+}
+
+void lagged_store::later(std::function<void(store&)> write) {
+    const auto due = clock::now() + lag_;
+    bool first = false;
+    {
+        std::lock_guard lock(mutex_);
+        first = queue_.empty();
+        queue_.emplace_back(due, std::move(write));
+    }
+    // With writes queued the timer is armed already, and apply_due re-arms it.
+    if (first) asio::post(timer_.get_executor(), [this, due] { arm(due); });
+}
+
+void lagged_store::arm(clock::time_point due) {
+    timer_.expires_at(due);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) apply_due();
+    });
+}
+
+void lagged_store::apply_due() {
+    for (;;) {
+        std::function<void(store&)> write;
+        {
+            std::lock_guard lock(mutex_);
+            if (queue_.empty()) return;
+            if (queue_.front().first > clock::now()) return arm(queue_.front().first);
+            write = std::move(queue_.front().second);
+            queue_.pop_front();
+        }
+        write(data_);
+    }
+}
+
 }  // namespace standin
