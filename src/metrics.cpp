@@ -102,6 +102,14 @@ std::string metrics::render(const blocking_pool& pool) const {
         "connection (503), by cause.\n# TYPE coroserve_db_connect_failures_total counter\n";
     add("coroserve_db_connect_failures_total{cause=\"auth\"} %llu\n", load(db_connect_failures[0]));
     add("coroserve_db_connect_failures_total{cause=\"tls\"} %llu\n", load(db_connect_failures[1]));
+    out +=
+        "# HELP coroserve_db_failures_total Failed database calls by kind: not_primary (a "
+        "replica-set state change, 503), server_selection (no suitable server in time, 503), "
+        "network (503), timeout (504), auth and tls (503), other (502).\n"
+        "# TYPE coroserve_db_failures_total counter\n";
+    for (std::size_t k = 0; k < db_failure_names.size(); ++k)
+        add("coroserve_db_failures_total{kind=\"%s\"} %llu\n", db_failure_names[k],
+            load(db_failures[k]));
     return out;
 }
 
