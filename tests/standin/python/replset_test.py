@@ -23,15 +23,6 @@ import standin_proc
 ELECTION_MS = 300
 
 
-def status(standin):
-    """The "rs" control answer: primary and term (ints), finds, up, partitioned (int lists)."""
-    fields = dict(word.split("=", 1) for word in standin.control("rs").split()[1:])
-    out = {"primary": int(fields["primary"]), "term": int(fields["term"])}
-    for key in ("finds", "up", "partitioned"):
-        out[key] = [int(v) for v in fields[key].split(",")]
-    return out
-
-
 def eventually(check, timeout=10.0):
     """Polls check() every 50 ms for at most `timeout` seconds; whether it came true."""
     deadline = time.monotonic() + timeout
@@ -123,10 +114,10 @@ class ReplsetTest(unittest.TestCase):
 
         def finds(preference, n):
             reader = coll.with_options(read_preference=preference)
-            before = status(self.standin)["finds"]
+            before = self.standin.replset()["finds"]
             for _ in range(n):
                 self.assertIsNotNone(reader.find_one())
-            after = status(self.standin)["finds"]
+            after = self.standin.replset()["finds"]
             return [a - b for a, b in zip(after, before)]
 
         self.assertEqual(finds(ReadPreference.PRIMARY, 10), [10, 0, 0])
@@ -144,20 +135,20 @@ class ReplsetTest(unittest.TestCase):
     def test_stepdown_is_followed(self):
         writes = self.client.t.writes
         writes.insert_one({"n": 1})
-        before = status(self.standin)
+        before = self.standin.replset()
         self.assertEqual(before["primary"], 0)
         self.assertIn(" primary=-1 ", self.standin.control("stepdown"))
         # Waits in server selection for the election, or is retried after NotWritablePrimary.
         writes.insert_one({"n": 2})
-        after = status(self.standin)
+        after = self.standin.replset()
         self.assertEqual(after["primary"], 1)
         self.assertEqual(after["term"], before["term"] + 1)
         self.assertTrue(eventually(lambda: self.client.primary == self.member(1)),
                         f"primary: {self.client.primary}")
         self.assertEqual(self.client.t.command("count", "writes")["n"], 2)
-        reads = status(self.standin)["finds"]
+        reads = self.standin.replset()["finds"]
         self.assertIsNotNone(self.client.articles.articles.find_one())
-        self.assertEqual([a - b for a, b in zip(status(self.standin)["finds"], reads)], [0, 1, 0])
+        self.assertEqual([a - b for a, b in zip(self.standin.replset()["finds"], reads)], [0, 1, 0])
 
     def test_killed_secondary_is_avoided_then_used_again(self):
         self.assertIsNotNone(self.client.articles.articles.find_one())
@@ -165,12 +156,12 @@ class ReplsetTest(unittest.TestCase):
         reader = self.client.articles.articles.with_options(
             read_preference=ReadPreference.SECONDARY)
         self.standin.control("kill 2")
-        before = status(self.standin)
+        before = self.standin.replset()
         self.assertEqual(before["up"], [1, 1, 0])
         # A read that still picks member 2 fails to connect and is retried on member 1.
         for _ in range(20):
             self.assertIsNotNone(reader.find_one())
-        after = status(self.standin)
+        after = self.standin.replset()
         self.assertEqual([a - b for a, b in zip(after["finds"], before["finds"])], [0, 20, 0])
         self.standin.control("revive 2")
         self.assertTrue(eventually(lambda: self.member(2) in self.client.secondaries, 15),
@@ -178,13 +169,13 @@ class ReplsetTest(unittest.TestCase):
 
         def member_2_reads():
             reader.find_one()
-            return status(self.standin)["finds"][2] > 0
+            return self.standin.replset()["finds"][2] > 0
         self.assertTrue(eventually(member_2_reads, 10))
 
     def test_partitioned_primary(self):
         self.assertEqual(self.client.admin.command("ping")["ok"], 1.0)
         self.standin.control("partition 0")
-        st = status(self.standin)
+        st = self.standin.replset()
         self.assertEqual((st["primary"], st["partitioned"]), (0, [1, 0, 0]))
         # A client that comes through member 1 learns the primary but cannot reach it.
         other = pymongo.MongoClient(
@@ -279,13 +270,13 @@ class ReplsetTest(unittest.TestCase):
         r = secondary.command({"find": "w", "filter": {}, "$db": "t",
                                "$readPreference": {"mode": "secondary"}})
         self.assertEqual([d["a"] for d in r["cursor"]["firstBatch"]], [1])
-        self.assertEqual(status(self.standin)["finds"], [0, 2, 0])
+        self.assertEqual(self.standin.replset()["finds"], [0, 2, 0])
 
     def test_controls_through_standin_fault(self):
         wire = self.wire(2)
         r = wire.command({"standinFault": 1, "stepDown": True, "$db": "admin"})
         self.assertEqual((r["ok"], r["replset"]["primary"]), (1.0, -1))
-        self.assertTrue(eventually(lambda: status(self.standin)["primary"] == 1))
+        self.assertTrue(eventually(lambda: self.standin.replset()["primary"] == 1))
         r = wire.command({"standinFault": 1, "killMember": 7, "$db": "admin"})
         self.assertEqual((r["ok"], r["code"]), (0.0, 2))
         self.assertIn("no member 7", r["errmsg"])

@@ -1,20 +1,15 @@
-// mongo-standin --replset through the Go driver (Debian's golang-mongodb-mongo-driver-dev):
-// the set discovered from one seed (a secondary), reads landing where the read preference
-// says (the stand-in's per-member find counters), and a stepdown followed (a write and a
-// primary read served by the new primary). Run: GO111MODULE=off GOPATH=/usr/share/gocode
-// STANDIN_EXE=... BENCH_DATA_DIR=... go run check.go
+// The Go driver against mongo-standin --replset (run by driver_check.go with the argument
+// "replset"): the set discovered from one seed (a secondary), reads landing where the read
+// preference says (the stand-in's per-member find counters), and a stepdown followed (a
+// write and a primary read served by the new primary).
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
@@ -22,56 +17,6 @@ import (
 	"go.mongodb.org/mongo-driver/mongo/options"
 	"go.mongodb.org/mongo-driver/mongo/readpref"
 )
-
-func check(ok bool, format string, args ...interface{}) {
-	if !ok {
-		fmt.Fprintf(os.Stderr, "FAIL: "+format+"\n", args...)
-		os.Exit(1)
-	}
-}
-
-func must(err error, what string) {
-	check(err == nil, "%s: %v", what, err)
-}
-
-// A stand-in set driven through --control-stdin.
-type standin struct {
-	cmd  *exec.Cmd
-	in   io.WriteCloser
-	out  *bufio.Reader
-	port int
-}
-
-func startSet() *standin {
-	cmd := exec.Command(os.Getenv("STANDIN_EXE"), "--port", "0", "--control-stdin",
-		"--replset", "rs0", "--members", "3", "--election-ms", "300",
-		"--seed", "articles.articles="+os.Getenv("BENCH_DATA_DIR")+"/small_doc.json")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	must(err, "stdin pipe")
-	out, err := cmd.StdoutPipe()
-	must(err, "stdout pipe")
-	must(cmd.Start(), "start mongo-standin")
-	s := &standin{cmd: cmd, in: in, out: bufio.NewReader(out)}
-	port, err := strconv.Atoi(s.line())
-	must(err, "parse port")
-	s.port = port
-	return s
-}
-
-func (s *standin) line() string {
-	line, err := s.out.ReadString('\n')
-	must(err, "read from mongo-standin")
-	return strings.TrimSpace(line)
-}
-
-func (s *standin) control(command string) string {
-	_, err := io.WriteString(s.in, command+"\n")
-	must(err, "write control")
-	answer := s.line()
-	check(strings.HasPrefix(answer, "ok"), "%s: %s", command, answer)
-	return answer
-}
 
 // field is one "key=value" of a control answer.
 func field(answer, key string) string {
@@ -94,13 +39,9 @@ func (s *standin) finds() []int {
 	return out
 }
 
-func (s *standin) stop() {
-	must(s.cmd.Process.Signal(syscall.SIGTERM), "SIGTERM")
-	must(s.cmd.Wait(), "mongo-standin exit status")
-}
-
-func main() {
-	s := startSet()
+func replsetCheck() {
+	s := startStandin("--replset", "rs0", "--members", "3", "--election-ms", "300",
+		"--seed", "articles.articles="+os.Getenv("BENCH_DATA_DIR")+"/small_doc.json")
 	defer s.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
