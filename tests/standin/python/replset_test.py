@@ -21,6 +21,7 @@ from pymongo.errors import ServerSelectionTimeoutError
 import standin_proc
 
 ELECTION_MS = 300
+MORE_TO_COME, EXHAUST_ALLOWED = 1 << 1, 1 << 16  # OP_MSG flagBits
 
 
 def eventually(check, timeout=10.0):
@@ -53,16 +54,29 @@ class Wire:
             data += chunk
         return data
 
-    def command(self, doc):
+    def send(self, doc, flags=0):
+        """Sends one OP_MSG; returns its requestID."""
         self.request_id += 1
-        payload = struct.pack("<I", 0) + b"\x00" + bson.encode(doc)
+        payload = struct.pack("<I", flags) + b"\x00" + bson.encode(doc)
         header = struct.pack("<iiii", 16 + len(payload), self.request_id, 0, 2013)
         self.sock.sendall(header + payload)
-        length, _, response_to, opcode = struct.unpack("<iiii", self._recv(16))
+        return self.request_id
+
+    def receive(self):
+        """One OP_MSG reply: (requestID, responseTo, flagBits, document)."""
+        length, request_id, response_to, opcode = struct.unpack("<iiii", self._recv(16))
         rest = self._recv(length - 16)
-        if response_to != self.request_id or opcode != 2013:
-            raise AssertionError(f"reply to {response_to} with opcode {opcode}")
-        return bson.decode(rest[5:])  # after flagBits and the section kind
+        if opcode != 2013:
+            raise AssertionError(f"reply with opcode {opcode}")
+        flags = struct.unpack("<I", rest[:4])[0]
+        return request_id, response_to, flags, bson.decode(rest[5:])  # after the section kind
+
+    def command(self, doc):
+        sent = self.send(doc)
+        _, response_to, flags, reply = self.receive()
+        if response_to != sent or flags & MORE_TO_COME:
+            raise AssertionError(f"reply to {response_to} (sent {sent}), flags {flags:#x}")
+        return reply
 
 
 class ReplsetTest(unittest.TestCase):
@@ -192,6 +206,40 @@ class ReplsetTest(unittest.TestCase):
             self.assertIsNotNone(other.articles.articles.find_one())
         finally:
             other.close()
+
+    def test_exhaust_hello_streams_replies(self):
+        wire = self.wire(0)
+        version = wire.command({"hello": 1, "$db": "admin"})["topologyVersion"]
+        # Up to date, with exhaustAllowed: a stream of moreToCome replies, each answering the
+        # one before, one per maxAwaitTimeMS while nothing changes; no further request.
+        start = time.monotonic()
+        previous = wire.send({"hello": 1, "topologyVersion": version, "maxAwaitTimeMS": 300,
+                              "$db": "admin"}, EXHAUST_ALLOWED)
+        for _ in range(3):
+            reply_id, response_to, flags, reply = wire.receive()
+            self.assertEqual(response_to, previous)
+            self.assertTrue(flags & MORE_TO_COME, f"flags {flags:#x}")
+            self.assertTrue(reply["isWritablePrimary"])
+            self.assertEqual(reply["topologyVersion"], version)
+            previous = reply_id
+        self.assertGreaterEqual(time.monotonic() - start, 0.9)
+        # A change is streamed at once (well before maxAwaitTimeMS), on a secondary here.
+        other = self.wire(1)
+        version1 = other.command({"hello": 1, "$db": "admin"})["topologyVersion"]
+        first = other.send({"hello": 1, "topologyVersion": version1, "maxAwaitTimeMS": 10000,
+                            "$db": "admin"}, EXHAUST_ALLOWED)
+        self.standin.control("stepdown")
+        start = time.monotonic()
+        _, response_to, flags, reply = other.receive()
+        self.assertEqual(response_to, first)
+        self.assertTrue(flags & MORE_TO_COME)
+        self.assertNotIn("primary", reply)  # electing
+        self.assertGreater(reply["topologyVersion"]["counter"], version1["counter"])
+        # The election's end follows on the same stream, with member 1 as the primary.
+        _, _, flags, reply = other.receive()
+        self.assertTrue(flags & MORE_TO_COME)
+        self.assertTrue(reply["isWritablePrimary"])
+        self.assertLess(time.monotonic() - start, 5.0)
 
     def test_awaitable_hello_waits_for_a_change(self):
         wire = self.wire(1)
