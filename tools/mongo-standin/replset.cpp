@@ -171,13 +171,20 @@ std::string replica_set::step_down() {
     return {};
 }
 
+std::string replica_set::set_flag_locked(int member, std::vector<bool>& flags, bool value,
+                                         const char* already) {
+    if (auto error = check_index(member); !error.empty()) return error;
+    const auto i = static_cast<std::size_t>(member);
+    if (flags[i] == value) return "member " + std::to_string(member) + " " + already;
+    flags[i] = value;
+    return {};
+}
+
 std::string replica_set::kill(int member) {
     {
         std::lock_guard lock(mutex_);
-        if (auto error = check_index(member); !error.empty()) return error;
-        const auto i = static_cast<std::size_t>(member);
-        if (!up_[i]) return "member " + std::to_string(member) + " is already down";
-        up_[i] = false;
+        if (auto error = set_flag_locked(member, up_, false, "is already down"); !error.empty())
+            return error;
         if (primary_ == member) start_election_locked(member);
         changed_locked();
     }
@@ -187,11 +194,10 @@ std::string replica_set::kill(int member) {
 
 std::string replica_set::revive(int member) {
     std::lock_guard lock(mutex_);
-    if (auto error = check_index(member); !error.empty()) return error;
-    const auto i = static_cast<std::size_t>(member);
-    if (up_[i]) return "member " + std::to_string(member) + " is already up";
-    up_[i] = true;
-    process_ids_[i] = new_process_id();  // a restarted mongod is a new process
+    if (auto error = set_flag_locked(member, up_, true, "is already up"); !error.empty())
+        return error;
+    // A restarted mongod is a new process.
+    process_ids_[static_cast<std::size_t>(member)] = new_process_id();
     if (primary_ < 0 && !electing_) start_election_locked(last_primary_);
     changed_locked();
     return {};
@@ -200,10 +206,9 @@ std::string replica_set::revive(int member) {
 std::string replica_set::partition(int member) {
     {
         std::lock_guard lock(mutex_);
-        if (auto error = check_index(member); !error.empty()) return error;
-        const auto i = static_cast<std::size_t>(member);
-        if (partitioned_[i]) return "member " + std::to_string(member) + " is already partitioned";
-        partitioned_[i] = true;
+        if (auto error = set_flag_locked(member, partitioned_, true, "is already partitioned");
+            !error.empty())
+            return error;
     }
     if (on_unreachable_) on_unreachable_(member);
     return {};
@@ -211,11 +216,7 @@ std::string replica_set::partition(int member) {
 
 std::string replica_set::heal(int member) {
     std::lock_guard lock(mutex_);
-    if (auto error = check_index(member); !error.empty()) return error;
-    const auto i = static_cast<std::size_t>(member);
-    if (!partitioned_[i]) return "member " + std::to_string(member) + " is not partitioned";
-    partitioned_[i] = false;
-    return {};
+    return set_flag_locked(member, partitioned_, false, "is not partitioned");
 }
 
 std::string replica_set::describe() const {

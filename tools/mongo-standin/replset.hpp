@@ -91,6 +91,10 @@ class replica_set {
     };
 
     std::string check_index(int member) const;
+    // Sets member's entry of `flags` (up_ or partitioned_) to `value`; the error (bad index,
+    // or "member I <already>" when it was so) or empty.
+    std::string set_flag_locked(int member, std::vector<bool>& flags, bool value,
+                                const char* already);
     void start_election_locked(int previous_primary);
     void elect(uint64_t generation);
     void changed_locked();  // a new topologyVersion: wakes every waiting hello
