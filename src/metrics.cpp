@@ -81,14 +81,20 @@ std::string metrics::render(const blocking_pool& pool) const {
           static_cast<long long>(pool.busy()));
     gauge("coroserve_pool_queue_depth", "Jobs waiting for a worker.",
           static_cast<long long>(pool.queued()));
-    out +=
-        "# HELP coroserve_pool_rejections_total Jobs refused with 503, by reason: queue_full (the "
-        "--queue bound), queue_delay (queued jobs waited past the admission target for an "
-        "interval), deadline (still queued when the request's deadline came; never ran).\n"
-        "# TYPE coroserve_pool_rejections_total counter\n";
-    for (std::size_t r = 0; r < refusal_names.size(); ++r)
-        add("coroserve_pool_rejections_total{reason=\"%s\"} %llu\n", refusal_names[r],
-            static_cast<unsigned long long>(pool.rejected(static_cast<refusal>(r))));
+    // A counter with one label: HELP, TYPE, then one sample per label value.
+    auto by_label = [&](const char* name, const char* help, const char* label, const auto& values,
+                        auto count_of) {
+        out += std::string("# HELP ") + name + ' ' + help + "\n# TYPE " + name + " counter\n";
+        for (std::size_t i = 0; i < values.size(); ++i)
+            add("%s{%s=\"%s\"} %llu\n", name, label, values[i],
+                static_cast<unsigned long long>(count_of(i)));
+    };
+    by_label("coroserve_pool_rejections_total",
+             "Jobs refused with 503, by reason: queue_full (the --queue bound), queue_delay "
+             "(queued jobs waited past the admission target for an interval), deadline (still "
+             "queued when the request's deadline came; never ran).",
+             "reason", refusal_names,
+             [&](std::size_t r) { return pool.rejected(static_cast<refusal>(r)); });
     count("coroserve_pool_skipped_total",
           "Queued jobs skipped because their client reset the connection.", pool.skipped());
     count("coroserve_db_unavailable_total", "Database calls that found no server (503).",
@@ -97,11 +103,15 @@ std::string metrics::render(const blocking_pool& pool) const {
           load(db_timeouts));
     count("coroserve_db_errors_total", "Database calls answered with an error (502).",
           load(db_errors));
-    out +=
-        "# HELP coroserve_db_connect_failures_total Database calls that could not set up a "
-        "connection (503), by cause.\n# TYPE coroserve_db_connect_failures_total counter\n";
-    add("coroserve_db_connect_failures_total{cause=\"auth\"} %llu\n", load(db_connect_failures[0]));
-    add("coroserve_db_connect_failures_total{cause=\"tls\"} %llu\n", load(db_connect_failures[1]));
+    constexpr std::array<const char*, 2> causes = {"auth", "tls"};
+    by_label("coroserve_db_connect_failures_total",
+             "Database calls that could not set up a connection (503), by cause.", "cause", causes,
+             [&](std::size_t c) { return load(db_connect_failures[c]); });
+    by_label("coroserve_db_failures_total",
+             "Failed database calls by kind: not_primary (a replica-set state change, 503), "
+             "server_selection (no suitable server in time, 503), network (503), timeout (504), "
+             "auth and tls (503), other (502).",
+             "kind", db_failure_names, [&](std::size_t k) { return load(db_failures[k]); });
     return out;
 }
 

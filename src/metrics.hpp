@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "mongo.hpp"
 #include "router.hpp"
 
 namespace coroserve {
@@ -31,6 +32,11 @@ class metrics {
     std::atomic<std::uint64_t> db_unavailable{0}, db_timeouts{0}, db_errors{0};
     // Database connections that could not be set up, by cause: [0] authentication, [1] TLS.
     std::array<std::atomic<std::uint64_t>, 2> db_connect_failures{};
+    // Every failed database call once, by kind (db_failure, mongo.hpp); error path only.
+    std::array<std::atomic<std::uint64_t>, db_failure_names.size()> db_failures{};
+    void count_db_failure(db_failure kind) {
+        db_failures[static_cast<std::size_t>(kind)].fetch_add(1, std::memory_order_relaxed);
+    }
 
     std::string render(const blocking_pool& pool) const;
 

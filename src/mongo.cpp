@@ -119,9 +119,11 @@ bool replica_set_state_change(const bson_error_t& error) {
     if (error.code == max_time_ms_expired ||
         (error.domain == MONGOC_ERROR_STREAM && elapsed >= deadline))
         throw db_timeout{what};
-    if (error.domain == MONGOC_ERROR_SERVER_SELECTION || error.domain == MONGOC_ERROR_STREAM ||
-        error.domain == MONGOC_ERROR_CLIENT || replica_set_state_change(error))
-        throw db_unavailable{what};
+    if (error.domain == MONGOC_ERROR_SERVER_SELECTION)
+        throw db_unavailable{what, db_failure::server_selection};
+    if (replica_set_state_change(error)) throw db_unavailable{what, db_failure::not_primary};
+    if (error.domain == MONGOC_ERROR_STREAM || error.domain == MONGOC_ERROR_CLIENT)
+        throw db_unavailable{what, db_failure::network};
     throw db_error{what};
 }
 

@@ -3,6 +3,7 @@
 // I/O thread. Failures are thrown as the three kinds the router maps to 503, 504 and 502.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -14,15 +15,28 @@ using mongoc_client_pool_t = struct _mongoc_client_pool_t;
 
 namespace coroserve {
 
+// Why a database call failed, as /metrics counts it (coroserve_db_failures_total{kind}):
+// not_primary: a replica-set member no longer what the call needed (a stepdown, 10107/13435
+// and the other state-change codes) once the driver's retry is spent; server_selection: no
+// suitable server within serverSelectionTimeoutMS (e.g. during an election); network: the
+// connection failed (reset, refused); timeout: past the query deadline; auth and tls: the
+// connection could not be set up; other: the server answered with another error.
+enum class db_failure { not_primary, server_selection, network, timeout, auth, tls, other };
+inline constexpr std::array<const char*, 7> db_failure_names = {
+    "not_primary", "server_selection", "network", "timeout", "auth", "tls", "other"};
+
 struct db_unavailable : std::runtime_error {  // no server reachable: 503
-    using std::runtime_error::runtime_error;
+    explicit db_unavailable(const std::string& what, db_failure k = db_failure::network)
+        : std::runtime_error(what), kind(k) {}
+    db_failure kind;
 };
 // The server is reachable but the connection to it cannot be set up: the TLS handshake or
 // the authentication failed. Still a 503, but the cause is named (to the client, the log
 // and /metrics) because retrying will not help until the configuration is fixed.
 struct db_connect_failed : db_unavailable {
     enum class cause { auth, tls };
-    db_connect_failed(cause c, const std::string& what) : db_unavailable(what), why(c) {}
+    db_connect_failed(cause c, const std::string& what)
+        : db_unavailable(what, c == cause::auth ? db_failure::auth : db_failure::tls), why(c) {}
     cause why;
     const char* summary() const {  // safe for clients: no detail, no secret
         return why == cause::auth ? "database authentication failed"

@@ -50,6 +50,7 @@ void log_failure(const char* kind, const char* detail) {
 reply connect_failure_reply(handlers& h, const db_connect_failed& e) {
     const bool auth = e.why == db_connect_failed::cause::auth;
     h.stats().db_connect_failures[auth ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
+    h.stats().count_db_failure(e.kind);
     log_failure(e.summary(), e.what());
     return error_reply(503, e.summary(), 1);
 }
@@ -172,14 +173,17 @@ boost::asio::awaitable<reply> dispatch_request(handlers& h, const route_match& m
         co_return connect_failure_reply(h, e);
     } catch (const db_unavailable& e) {
         h.stats().db_unavailable.fetch_add(1, std::memory_order_relaxed);
+        h.stats().count_db_failure(e.kind);
         log_failure("database unavailable", e.what());
         co_return error_reply(503, "database unavailable", 1);
     } catch (const db_timeout& e) {
         h.stats().db_timeouts.fetch_add(1, std::memory_order_relaxed);
+        h.stats().count_db_failure(db_failure::timeout);
         log_failure("database timeout", e.what());
         co_return error_reply(504, "database timeout");
     } catch (const db_error& e) {
         h.stats().db_errors.fetch_add(1, std::memory_order_relaxed);
+        h.stats().count_db_failure(db_failure::other);
         log_failure("database error", e.what());
         co_return error_reply(502, "database error");
     } catch (const std::exception& e) {

@@ -36,44 +36,21 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 MODES = ["primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest"]
 REQUEST = b"GET /mongo HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
+sys.path.insert(0, os.path.join(ROOT, "tests", "standin", "python"))
+import standin_proc  # noqa: E402  (the tests' stand-in launcher)
 
-class Standin:
-    """mongo-standin --replset rs0 --members 3, driven through its stdin controls."""
+
+class Standin(standin_proc.Standin):
+    """mongo-standin --replset rs0 --members 3 (the tests' launcher), its log to `log`."""
 
     def __init__(self, exe, election_ms, log):
         data = os.path.join(ROOT, "bench", "data")
-        self.proc = subprocess.Popen(
-            [exe, "--port", "0", "--control-stdin", "--replset", "rs0", "--members", "3",
-             "--election-ms", str(election_ms),
-             "--seed", f"articles.articles={data}/small_doc.json"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
-        self.lock = threading.Lock()
-        line = self.proc.stdout.readline()
-        if not line.strip().isdigit():
-            self.close()
-            raise RuntimeError(f"mongo-standin printed {line!r} instead of a port")
-        self.port = int(line)
-
-    def control(self, line):
-        with self.lock:
-            self.proc.stdin.write(line + "\n")
-            self.proc.stdin.flush()
-            answer = self.proc.stdout.readline().strip()
-        if not answer.startswith("ok"):
-            raise RuntimeError(f"control {line!r}: {answer!r}")
-        return answer
+        super().__init__("--replset", "rs0", "--members", "3", "--election-ms", str(election_ms),
+                         "--seed", f"articles.articles={data}/small_doc.json",
+                         exe=exe, stderr=log)
 
     def finds(self):
-        fields = dict(w.split("=", 1) for w in self.control("rs").split()[1:])
-        return [int(v) for v in fields["finds"].split(",")]
-
-    def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        return self.replset()["finds"]
 
 
 def start_coroserve(exe, uri, selection_ms, log):
@@ -267,8 +244,10 @@ def table(results, args):
     for r in results:
         firsts = " / ".join("-" if e["first_200_after_ms"] is None else str(e["first_200_after_ms"])
                             for e in r["events"])
-        errors = ", ".join(f"{k.replace('coroserve_db_', '')} {int(v)}"
-                           for k, v in r["db_errors"].items()) or "none"
+        # The failures by kind (coroserve_db_failures_total{kind="..."}); the JSON has all.
+        prefix = 'coroserve_db_failures_total{kind="'
+        errors = ", ".join(f"{k[len(prefix):-2]} {int(v)}" for k, v in r["db_errors"].items()
+                           if k.startswith(prefix)) or "none"
         lines.append(
             f"| {r['mode']} | {r['requests']} | {r['non2xx']} | {r['transport_errors']} "
             f"| {r['longest_error_window_ms']} | {r['p99_ms']} | {r['max_ms']} | {firsts} "

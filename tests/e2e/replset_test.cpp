@@ -3,6 +3,8 @@
 // and on the new primary after a stepdown (the stand-in's per-member find counters say where);
 // /readyz follows the read preference (503 once no secondary is left, 200 when one is back).
 #include <catch2/catch.hpp>
+#include <map>
+#include <string>
 #include <thread>
 
 #include "fixture.hpp"
@@ -13,8 +15,9 @@ using test_support::standin;
 
 namespace {
 
-std::vector<std::string> set_args() {
-    std::vector<std::string> args = {"--replset", "rs0", "--members", "3", "--election-ms", "300"};
+std::vector<std::string> set_args(int election_ms = 300) {
+    std::vector<std::string> args = {"--replset", "rs0",           "--members",
+                                     "3",         "--election-ms", std::to_string(election_ms)};
     for (auto& a : standin::benchmark_seed_args()) args.push_back(a);
     return args;
 }
@@ -40,6 +43,22 @@ void require_served(unsigned short port, int n) {
         REQUIRE(r.status == 200);
         REQUIRE(parse(r.body).at("canonicalUrl").as_string() == "http://foo.com");
     }
+}
+
+// coroserve_db_failures_total by kind, from /metrics.
+std::map<std::string, long long> db_failures(unsigned short port) {
+    auto r = get(port, "/metrics", 10s);
+    REQUIRE(r.status == 200);
+    std::map<std::string, long long> out;
+    const std::string prefix = "coroserve_db_failures_total{kind=\"";
+    for (std::size_t at = r.body.find(prefix); at != std::string::npos;
+         at = r.body.find(prefix, at + 1)) {
+        const auto name = at + prefix.size();
+        const auto close = r.body.find("\"} ", name);
+        REQUIRE(close != std::string::npos);
+        out[r.body.substr(name, close - name)] = std::stoll(r.body.substr(close + 3));
+    }
+    return out;
 }
 
 }  // namespace
@@ -96,4 +115,34 @@ TEST_CASE("Replica set: /readyz means a server for our read preference is select
     const auto before = s.replset().finds;
     require_served(srv.port(), 5);
     CHECK(finds_since(s, before) == std::vector<long long>{0, 0, 5});
+}
+
+TEST_CASE("Replica set: reads failed by a stepdown are counted by kind in /metrics",
+          "[e2e][mongo][replset]") {
+    // A long election and a short server selection: primary reads during the election fail.
+    standin s(set_args(3000));
+    server srv{set_uri(s, ""), {"--server-selection-timeout-ms", "300"}};
+    REQUIRE(poll_until(srv.port(), "/mongo", 200, 10s).status == 200);
+    const auto before = db_failures(srv.port());
+    REQUIRE(before.size() == 7);
+    for (const auto& [kind, n] : before) CHECK(n == 0);
+
+    s.control("stepdown");
+    int unavailable = 0;
+    for (int i = 0; i < 20 && unavailable < 3; ++i) {
+        auto r = get(srv.port(), "/mongo", 10s);
+        INFO("request " << i << ": " << r.status << " " << r.body);
+        REQUIRE((r.status == 503 || r.status == 200));
+        if (r.status == 503) ++unavailable;
+    }
+    REQUIRE(unavailable > 0);
+    auto after = db_failures(srv.port());
+    INFO("not_primary " << after["not_primary"] << ", server_selection "
+                        << after["server_selection"]);
+    // The old primary's 13435 (when the pool still took it for the primary) or no primary
+    // to select: each 503 counted once, as one of the two.
+    CHECK(after["not_primary"] + after["server_selection"] == unavailable);
+    for (const char* kind : {"network", "timeout", "auth", "tls", "other"}) CHECK(after[kind] == 0);
+    // Served again once member 1 has won.
+    REQUIRE(poll_until(srv.port(), "/mongo", 200, 15s).status == 200);
 }

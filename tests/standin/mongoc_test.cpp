@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "mongoc_pool.hpp"
 #include "standin.hpp"
 
 using namespace std::chrono_literals;
@@ -24,11 +25,7 @@ using test_support::standin;
 
 namespace {
 
-struct mongoc_runtime {
-    mongoc_runtime() { mongoc_init(); }
-    ~mongoc_runtime() { mongoc_cleanup(); }
-};
-const mongoc_runtime runtime;
+using standin_mongoc::client;
 
 // An owned bson_t* (std::unique_ptr<bson_t> trips -Wignored-attributes: bson_t is aligned).
 class bson_ptr {
@@ -74,39 +71,15 @@ struct command_counter {
 };
 
 // A pool as the server holds one, with short timeouts so that faults fail fast.
-class pool {
+class pool : public standin_mongoc::pool {
   public:
-    explicit pool(const std::string& uri, command_counter* counter = nullptr) {
-        std::string full = uri + "/?serverSelectionTimeoutMS=2000&socketTimeoutMS=3000";
-        mongoc_uri_t* u = mongoc_uri_new(full.c_str());
-        REQUIRE(u);
-        pool_ = mongoc_client_pool_new(u);
-        mongoc_uri_destroy(u);
-        mongoc_client_pool_set_error_api(pool_, MONGOC_ERROR_API_VERSION_2);
-        if (counter) {
-            mongoc_apm_callbacks_t* cb = mongoc_apm_callbacks_new();
-            mongoc_apm_set_command_started_cb(cb, command_counter::started);
-            mongoc_client_pool_set_apm_callbacks(pool_, cb, counter);
-            mongoc_apm_callbacks_destroy(cb);
-        }
+    explicit pool(const std::string& uri, command_counter* counter = nullptr)
+        : standin_mongoc::pool(uri + "/?serverSelectionTimeoutMS=2000&socketTimeoutMS=3000") {
+        if (counter)
+            monitor(
+                [](auto* cb) { mongoc_apm_set_command_started_cb(cb, command_counter::started); },
+                counter);
     }
-    ~pool() { mongoc_client_pool_destroy(pool_); }
-    mongoc_client_pool_t* get() { return pool_; }
-
-  private:
-    mongoc_client_pool_t* pool_;
-};
-
-// A client popped from a pool for one scope.
-class client {
-  public:
-    explicit client(pool& p) : pool_(p.get()), client_(mongoc_client_pool_pop(p.get())) {}
-    ~client() { mongoc_client_pool_push(pool_, client_); }
-    mongoc_client_t* get() { return client_; }
-
-  private:
-    mongoc_client_pool_t* pool_;
-    mongoc_client_t* client_;
 };
 
 struct collection {

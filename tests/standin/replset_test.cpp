@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "mongoc_pool.hpp"
 #include "standin.hpp"
 
 using namespace std::chrono_literals;
@@ -21,11 +22,7 @@ using test_support::standin;
 
 namespace {
 
-struct mongoc_runtime {
-    mongoc_runtime() { mongoc_init(); }
-    ~mongoc_runtime() { mongoc_cleanup(); }
-};
-const mongoc_runtime runtime;
+using standin_mongoc::client;
 
 constexpr int election_ms = 300;
 
@@ -54,47 +51,21 @@ struct heartbeat_counter {
 // A pool over the set whose URI names member 0 only: the others must be discovered.
 // A wide latency window (localThresholdMS) so that every secondary is eligible on a loaded
 // machine.
-class pool {
+class pool : public standin_mongoc::pool {
   public:
-    explicit pool(const standin& s, heartbeat_counter* heartbeats = nullptr) {
-        const std::string uri = "mongodb://" + host(s, 0) +
-                                "/?replicaSet=rs0&serverSelectionTimeoutMS=5000"
-                                "&heartbeatFrequencyMS=500&socketTimeoutMS=5000"
-                                "&localThresholdMS=1000";
-        bson_error_t error;
-        mongoc_uri_t* u = mongoc_uri_new_with_error(uri.c_str(), &error);
-        if (!u) throw std::runtime_error(std::string("bad URI: ") + error.message);
-        pool_ = mongoc_client_pool_new(u);
-        mongoc_uri_destroy(u);
-        mongoc_client_pool_set_error_api(pool_, MONGOC_ERROR_API_VERSION_2);
-        if (heartbeats) {
-            mongoc_apm_callbacks_t* cb = mongoc_apm_callbacks_new();
-            mongoc_apm_set_server_heartbeat_succeeded_cb(cb, heartbeat_counter::on_succeeded);
-            mongoc_client_pool_set_apm_callbacks(pool_, cb, heartbeats);
-            mongoc_apm_callbacks_destroy(cb);
-        }
+    explicit pool(const standin& s, heartbeat_counter* heartbeats = nullptr)
+        : standin_mongoc::pool("mongodb://" + host(s, 0) +
+                               "/?replicaSet=rs0&serverSelectionTimeoutMS=5000"
+                               "&heartbeatFrequencyMS=500&socketTimeoutMS=5000"
+                               "&localThresholdMS=1000") {
+        if (heartbeats)
+            monitor(
+                [](auto* cb) {
+                    mongoc_apm_set_server_heartbeat_succeeded_cb(cb,
+                                                                 heartbeat_counter::on_succeeded);
+                },
+                heartbeats);
     }
-    ~pool() { mongoc_client_pool_destroy(pool_); }
-    pool(const pool&) = delete;
-    pool& operator=(const pool&) = delete;
-    mongoc_client_pool_t* get() { return pool_; }
-
-  private:
-    mongoc_client_pool_t* pool_;
-};
-
-// A client popped from a pool for one scope.
-class client {
-  public:
-    explicit client(pool& p) : pool_(p.get()), client_(mongoc_client_pool_pop(p.get())) {}
-    ~client() { mongoc_client_pool_push(pool_, client_); }
-    client(const client&) = delete;
-    client& operator=(const client&) = delete;
-    mongoc_client_t* get() { return client_; }
-
-  private:
-    mongoc_client_pool_t* pool_;
-    mongoc_client_t* client_;
 };
 
 class read_prefs {
@@ -109,22 +80,29 @@ class read_prefs {
     mongoc_read_prefs_t* prefs_;
 };
 
-// find_one({}) on articles.articles with `prefs` (null: the client's own, primary). True
-// when the seeded document came back; otherwise `error` says why.
-bool find_seeded(client& c, const mongoc_read_prefs_t* prefs, bson_error_t* error) {
+// find_one(filter) on db.coll with `prefs` (null: the client's own, primary). True when a
+// document came back; otherwise `error` says why (no error: nothing matched).
+bool find_one(client& c, const char* db, const char* coll_name, const bson_t* filter,
+              const mongoc_read_prefs_t* prefs, bson_error_t* error) {
     *error = bson_error_t{};
-    mongoc_collection_t* coll = mongoc_client_get_collection(c.get(), "articles", "articles");
-    bson_t filter = BSON_INITIALIZER;
+    mongoc_collection_t* coll = mongoc_client_get_collection(c.get(), db, coll_name);
     bson_t opts = BSON_INITIALIZER;
     BSON_APPEND_INT64(&opts, "limit", 1);
-    mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(coll, &filter, &opts, prefs);
+    mongoc_cursor_t* cursor = mongoc_collection_find_with_opts(coll, filter, &opts, prefs);
     const bson_t* doc = nullptr;
     bool found = mongoc_cursor_next(cursor, &doc);
     if (mongoc_cursor_error(cursor, error)) found = false;
     mongoc_cursor_destroy(cursor);
     bson_destroy(&opts);
-    bson_destroy(&filter);
     mongoc_collection_destroy(coll);
+    return found;
+}
+
+// The seeded document of articles.articles.
+bool find_seeded(client& c, const mongoc_read_prefs_t* prefs, bson_error_t* error) {
+    bson_t all = BSON_INITIALIZER;
+    const bool found = find_one(c, "articles", "articles", &all, prefs, error);
+    bson_destroy(&all);
     return found;
 }
 
@@ -192,6 +170,20 @@ bool eventually(Pred holds, std::chrono::milliseconds patience = 10s) {
     }
 }
 
+// A set, a pool over it, and a client that has read the seeded document from the primary
+// and knows every member.
+struct connected_set {
+    explicit connected_set(std::vector<std::string> args = set_args())
+        : s(std::move(args)), p(s), c(p) {
+        REQUIRE(find_seeded(c, nullptr, &error));
+        REQUIRE(eventually([&] { return topology(c) == expected_topology(s, 0); }));
+    }
+    standin s;
+    pool p;
+    client c;
+    bson_error_t error{};
+};
+
 }  // namespace
 
 TEST_CASE("libmongoc: a replica set is discovered from one seed host, its monitors await",
@@ -228,12 +220,10 @@ TEST_CASE("libmongoc: a replica set is discovered from one seed host, its monito
 }
 
 TEST_CASE("libmongoc: reads land where the read preference says", "[mongo][mongoc][replset]") {
-    standin s(set_args());
-    pool p(s);
-    client c(p);
-    bson_error_t error;
-    REQUIRE(find_seeded(c, nullptr, &error));
-    REQUIRE(eventually([&] { return topology(c) == expected_topology(s, 0); }));
+    connected_set set;
+    standin& s = set.s;
+    client& c = set.c;
+    bson_error_t& error = set.error;
 
     auto run = [&](const mongoc_read_prefs_t* prefs, int n) {
         const auto before = s.replset();
@@ -326,12 +316,10 @@ TEST_CASE("libmongoc: a stepdown is followed to the new primary", "[mongo][mongo
 
 TEST_CASE("libmongoc: a killed secondary is avoided, and used again once revived",
           "[mongo][mongoc][replset]") {
-    standin s(set_args());
-    pool p(s);
-    client c(p);
-    bson_error_t error;
-    REQUIRE(find_seeded(c, nullptr, &error));
-    REQUIRE(eventually([&] { return topology(c) == expected_topology(s, 0); }));
+    connected_set set;
+    standin& s = set.s;
+    client& c = set.c;
+    bson_error_t& error = set.error;
     read_prefs secondary(MONGOC_READ_SECONDARY);
 
     s.control("kill 2");
@@ -364,4 +352,34 @@ TEST_CASE("libmongoc: a killed secondary is avoided, and used again once revived
         },
         15s);
     CHECK(used_again);
+}
+
+TEST_CASE("libmongoc: with --secondary-lag-ms a secondary sees a write that much later",
+          "[mongo][mongoc][replset]") {
+    constexpr auto lag = 1500ms;
+    auto args = set_args();
+    args.push_back("--secondary-lag-ms");
+    args.push_back(std::to_string(lag.count()));
+    connected_set set(args);
+    client& c = set.c;
+    bson_error_t& error = set.error;
+    read_prefs secondary(MONGOC_READ_SECONDARY);
+    // The seeded data is on every member from the start.
+    REQUIRE(find_seeded(c, secondary.get(), &error));
+
+    const auto written = std::chrono::steady_clock::now();
+    REQUIRE(insert_one(c, &error));
+    bson_t mine = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&mine, "by", "replset_test");
+    auto on = [&](const mongoc_read_prefs_t* prefs) {
+        const bool found = find_one(c, "t", "writes", &mine, prefs, &error);
+        INFO("find: " << error.message);
+        REQUIRE(error.code == 0);
+        return found;
+    };
+    CHECK(on(nullptr));                // the primary has it at once
+    CHECK_FALSE(on(secondary.get()));  // a secondary does not, yet
+    REQUIRE(eventually([&] { return on(secondary.get()); }));
+    CHECK(std::chrono::steady_clock::now() - written >= lag);
+    bson_destroy(&mine);
 }

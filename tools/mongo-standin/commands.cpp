@@ -83,6 +83,12 @@ bool optional_number(call& c, const char* key, int64_t& out) {
 }
 
 // The filter under `key` (absent = match all), or nullopt after failing the reply.
+// Where a read runs: a lagging secondary has its own, older store.
+store& read_store(const call& c) {
+    if (c.s.lagged && !c.s.rs->is_primary(c.s.member)) return c.s.lagged->data();
+    return c.s.db;
+}
+
 std::optional<filter> filter_of(call& c, const char* key, const bson_iter_t* at = nullptr) {
     bson_iter_t it;
     bool present = at ? (it = *at, true) : c.field(key, it);
@@ -171,9 +177,9 @@ void hello(call& c) {
     ok(r);
 }
 
-// {hello, topologyVersion: {processId, counter}, maxAwaitTimeMS} from a client that has
-// seen this member's current topologyVersion: it must wait (for a change or the time), not be
-// answered at once, or its monitor would spin. nullopt: answer now.
+// {hello, topologyVersion: {processId, counter}, maxAwaitTimeMS}: from a client that has
+// seen this member's current topologyVersion it must wait (for a change or the time), not be
+// answered at once, or its monitor would spin. nullopt: not an awaitable hello.
 std::optional<hello_wait> awaitable_hello(const call& c) {
     bson_iter_t version, max_await, process_id, counter;
     if (!c.field("topologyVersion", version) || !BSON_ITER_HOLDS_DOCUMENT(&version) ||
@@ -186,9 +192,9 @@ std::optional<hello_wait> awaitable_hello(const call& c) {
         !BSON_ITER_HOLDS_OID(&process_id) || !bson_iter_init_find(&counter, doc.get(), "counter"))
         return std::nullopt;
     auto seen = as_int64(counter);
-    if (!seen || !c.s.rs->up_to_date(c.s.member, *bson_iter_oid(&process_id), *seen))
-        return std::nullopt;
-    return hello_wait{*seen, std::chrono::milliseconds(std::min<int64_t>(*ms, 3'600'000))};
+    if (!seen) return std::nullopt;
+    return hello_wait{*seen, std::chrono::milliseconds(std::min<int64_t>(*ms, 3'600'000)),
+                      c.s.rs->up_to_date(c.s.member, *bson_iter_oid(&process_id), *seen)};
 }
 
 void ping(call& c) {
@@ -237,7 +243,7 @@ void find(call& c) {
         return fail(c.reply, code_bad_value, "skip and batchSize must not be negative", "BadValue");
 
     const std::string ns = c.ns(coll);
-    auto docs = c.s.db.find(ns, *f, skip, limit);
+    auto docs = read_store(c).find(ns, *f, skip, limit);
     const int64_t first = batch < 0 ? default_first_batch : batch;
     const std::size_t n = first == 0 ? 0 : batch_count(docs, 0, first);
     int64_t id = 0;
@@ -333,6 +339,7 @@ void insert(call& c) {
     }
     bool ordered = !c.field("ordered", it) || as_flag(it);
     std::vector<write_error> errors;
+    if (c.s.lagged) c.s.lagged->insert(c.ns(coll), docs, ordered);
     int32_t n = c.s.db.insert(c.ns(coll), std::move(docs), ordered, errors);
     BSON_APPEND_INT32(c.reply, "n", n);
     append_write_errors(c.reply, errors);
@@ -362,6 +369,13 @@ void remove(call& c) {
         bool just_one =
             bson_iter_init_find(&limit, spec.get(), "limit") && bson_iter_as_int64(&limit) == 1;
         n += c.s.db.remove(ns, *f, just_one);
+        if (c.s.lagged) {
+            static constexpr uint8_t empty_doc[] = {5, 0, 0, 0, 0};  // q: null matches all
+            c.s.lagged->remove(ns,
+                               BSON_ITER_HOLDS_DOCUMENT(&q) ? subdocument_of(q)
+                                                            : std::span<const uint8_t>(empty_doc),
+                               just_one);
+        }
     }
     BSON_APPEND_INT32(c.reply, "n", n);
     ok(c.reply);
@@ -373,6 +387,7 @@ void drop(call& c) {
     const std::string ns = c.ns(coll);
     // Like MongoDB 7: dropping a missing collection succeeds (6.0 said "ns not found").
     c.s.db.drop(ns);
+    if (c.s.lagged) c.s.lagged->drop(ns);
     append_utf8(c.reply, "ns", ns);
     BSON_APPEND_INT32(c.reply, "nIndexesWas", 1);
     ok(c.reply);
@@ -385,7 +400,7 @@ void count(call& c) {
     if (!f) return;
     int64_t skip = 0, limit = 0;
     if (!optional_number(c, "skip", skip) || !optional_number(c, "limit", limit)) return;
-    int64_t n = c.s.db.count(c.ns(coll), *f, skip, limit < 0 ? -limit : limit);
+    int64_t n = read_store(c).count(c.ns(coll), *f, skip, limit < 0 ? -limit : limit);
     BSON_APPEND_INT32(c.reply, "n", static_cast<int32_t>(n));
     ok(c.reply);
 }
@@ -394,7 +409,7 @@ void list_collections(call& c) {
     auto f = filter_of(c, "filter");
     if (!f) return;
     std::vector<doc_ptr> entries;
-    for (const auto& name : c.s.db.collections(c.db)) {
+    for (const auto& name : read_store(c).collections(c.db)) {
         bson_doc entry;
         append_utf8(entry.get(), "name", name);
         append_utf8(entry.get(), "type", "collection");
@@ -559,7 +574,7 @@ command_result run_command(services& s, std::span<const uint8_t> body, int32_t c
     if (is_handshake(c.name)) {
         command_result result;
         if (s.rs && may_wait) result.wait = awaitable_hello(c);
-        if (!result.wait) hello(c);
+        if (!result.wait || !result.wait->must_wait) hello(c);
         return result;
     }
     if (c.db.empty()) {

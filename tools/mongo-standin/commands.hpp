@@ -16,6 +16,7 @@
 namespace standin {
 
 class replica_set;
+class lagged_store;
 
 struct services {
     store& db;
@@ -25,18 +26,23 @@ struct services {
     // With --replset: the set, and the member this connection talks to. Null: standalone.
     replica_set* rs = nullptr;
     int member = 0;
+    // With --secondary-lag-ms: what secondaries read, each write applied there later.
+    lagged_store* lagged = nullptr;
 };
 
-// An awaitable hello from a client that is up to date: wait for the set to change after
-// `counter` (or for `max_wait`), then run the command again with may_wait false.
+// An awaitable hello ({hello, topologyVersion, maxAwaitTimeMS}). `must_wait`: the client is
+// up to date, so wait for the set to change after `counter` (or for `max_wait`), then run
+// the command again with may_wait false; otherwise the reply is written already. Either way
+// `max_wait` paces the later replies of an exhaust stream.
 struct hello_wait {
     int64_t counter = 0;
     std::chrono::milliseconds max_wait{0};
+    bool must_wait = false;
 };
 
 struct command_result {
     bool drop_connections = false;   // standinFault asked to close every connection
-    std::optional<hello_wait> wait;  // set instead of a reply (the reply is left empty)
+    std::optional<hello_wait> wait;  // an awaitable hello (no reply yet when it must wait)
 };
 
 // Writes the reply to the command in `body` into `reply` (an empty document).

@@ -71,6 +71,8 @@ replica set of N members in this one process).
   --members N          members of the set (default 3; needs --replset)
   --election-ms N      how long the set has no primary after a stepdown or the primary's
                        death (default 1000; needs --replset)
+  --secondary-lag-ms N a write becomes visible on the secondaries N ms after the primary
+                       applied it (default 0: at once; needs --replset)
   --help               this text
 
 At run time the admin command {standinFault: 1, latencyMs, refuseConnections,
@@ -93,7 +95,8 @@ struct options {
     std::string replset;  // empty: a standalone server
     int members = 3;
     int election_ms = 1000;
-    bool members_given = false, election_given = false;
+    int secondary_lag_ms = 0;
+    bool members_given = false, election_given = false, lag_given = false;
 };
 
 struct usage_error : std::runtime_error {
@@ -192,6 +195,9 @@ options parse_options(int argc, char** argv) {
         } else if (flag == "--election-ms") {
             opt.election_ms = to_int(flag, value(), 0, 3'600'000);
             opt.election_given = true;
+        } else if (flag == "--secondary-lag-ms") {
+            opt.secondary_lag_ms = to_int(flag, value(), 0, 3'600'000);
+            opt.lag_given = true;
         } else {
             throw usage_error("unknown option '" + flag + "'");
         }
@@ -202,8 +208,8 @@ options parse_options(int argc, char** argv) {
         throw usage_error("--tls-ca and --tls-require-client-cert need --tls-cert/--tls-key");
     if (opt.require_client_cert && opt.tls_ca.empty())
         throw usage_error("--tls-require-client-cert needs --tls-ca");
-    if (opt.replset.empty() && (opt.members_given || opt.election_given))
-        throw usage_error("--members and --election-ms need --replset");
+    if (opt.replset.empty() && (opt.members_given || opt.election_given || opt.lag_given))
+        throw usage_error("--members, --election-ms and --secondary-lag-ms need --replset");
     return opt;
 }
 
@@ -308,6 +314,7 @@ int main(int argc, char** argv) {
     // Declaration order is destruction order, reversed: the I/O objects go first, then the
     // contexts (destroying the coroutine frames still suspended there), then the server
     // and the replica set those frames refer to, then the data.
+    std::optional<standin::lagged_store> lagged;
     std::optional<standin::replica_set> rs;
     std::optional<standin::server> srv;
     std::vector<std::unique_ptr<asio::io_context>> contexts;
@@ -342,6 +349,17 @@ int main(int argc, char** argv) {
                   << " members:";
         for (const auto& h : hosts) std::cerr << " " << h;
         std::cerr << " (member 0 is primary)\n";
+        if (opt.secondary_lag_ms > 0) {
+            lagged.emplace(std::chrono::milliseconds(opt.secondary_lag_ms),
+                           contexts[0]->get_executor());
+            // The seeded documents themselves (same _ids), not a second reading of the files.
+            for (const auto& s : opt.seeds) {
+                std::vector<standin::write_error> ignored;
+                lagged->data().insert(s.ns, db.find(s.ns, standin::filter{}, 0, 0), false, ignored);
+            }
+            std::cerr << "mongo-standin: secondaries see each write " << opt.secondary_lag_ms
+                      << " ms after the primary\n";
+        }
     }
 
     std::vector<asio::io_context*> ptrs;
@@ -349,7 +367,8 @@ int main(int argc, char** argv) {
     std::vector<tcp::acceptor*> listening;
     for (auto& a : acceptors) listening.push_back(a.get());
     srv.emplace(ptrs, listening,
-                standin::services{db, cursors, faults, opt.users, rs ? &*rs : nullptr, 0},
+                standin::services{db, cursors, faults, opt.users, rs ? &*rs : nullptr, 0,
+                                  lagged ? &*lagged : nullptr},
                 std::chrono::milliseconds(opt.message_timeout_ms), tls.get(),
                 std::chrono::milliseconds(opt.auth_timeout_ms));
 

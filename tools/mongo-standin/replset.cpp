@@ -171,13 +171,20 @@ std::string replica_set::step_down() {
     return {};
 }
 
+std::string replica_set::set_flag_locked(int member, std::vector<bool>& flags, bool value,
+                                         const char* already) {
+    if (auto error = check_index(member); !error.empty()) return error;
+    const auto i = static_cast<std::size_t>(member);
+    if (flags[i] == value) return "member " + std::to_string(member) + " " + already;
+    flags[i] = value;
+    return {};
+}
+
 std::string replica_set::kill(int member) {
     {
         std::lock_guard lock(mutex_);
-        if (auto error = check_index(member); !error.empty()) return error;
-        const auto i = static_cast<std::size_t>(member);
-        if (!up_[i]) return "member " + std::to_string(member) + " is already down";
-        up_[i] = false;
+        if (auto error = set_flag_locked(member, up_, false, "is already down"); !error.empty())
+            return error;
         if (primary_ == member) start_election_locked(member);
         changed_locked();
     }
@@ -187,11 +194,10 @@ std::string replica_set::kill(int member) {
 
 std::string replica_set::revive(int member) {
     std::lock_guard lock(mutex_);
-    if (auto error = check_index(member); !error.empty()) return error;
-    const auto i = static_cast<std::size_t>(member);
-    if (up_[i]) return "member " + std::to_string(member) + " is already up";
-    up_[i] = true;
-    process_ids_[i] = new_process_id();  // a restarted mongod is a new process
+    if (auto error = set_flag_locked(member, up_, true, "is already up"); !error.empty())
+        return error;
+    // A restarted mongod is a new process.
+    process_ids_[static_cast<std::size_t>(member)] = new_process_id();
     if (primary_ < 0 && !electing_) start_election_locked(last_primary_);
     changed_locked();
     return {};
@@ -200,10 +206,9 @@ std::string replica_set::revive(int member) {
 std::string replica_set::partition(int member) {
     {
         std::lock_guard lock(mutex_);
-        if (auto error = check_index(member); !error.empty()) return error;
-        const auto i = static_cast<std::size_t>(member);
-        if (partitioned_[i]) return "member " + std::to_string(member) + " is already partitioned";
-        partitioned_[i] = true;
+        if (auto error = set_flag_locked(member, partitioned_, true, "is already partitioned");
+            !error.empty())
+            return error;
     }
     if (on_unreachable_) on_unreachable_(member);
     return {};
@@ -211,11 +216,7 @@ std::string replica_set::partition(int member) {
 
 std::string replica_set::heal(int member) {
     std::lock_guard lock(mutex_);
-    if (auto error = check_index(member); !error.empty()) return error;
-    const auto i = static_cast<std::size_t>(member);
-    if (!partitioned_[i]) return "member " + std::to_string(member) + " is not partitioned";
-    partitioned_[i] = false;
-    return {};
+    return set_flag_locked(member, partitioned_, false, "is not partitioned");
 }
 
 std::string replica_set::describe() const {
@@ -254,6 +255,65 @@ void replica_set::append_status(bson_t* reply) const {
         BSON_APPEND_BOOL(&array, std::to_string(i).c_str(), partitioned_[i]);
     bson_append_array_end(&doc, &array);
     bson_append_document_end(reply, &doc);
+}
+
+lagged_store::lagged_store(std::chrono::milliseconds lag, asio::any_io_executor executor)
+    : lag_(lag), timer_(std::move(executor)) {}
+
+void lagged_store::insert(const std::string& ns, std::vector<doc_ptr> docs, bool ordered) {
+    // The same immutable documents (same _ids): the secondary ends up with what the primary
+    // has, duplicates refused the same way.
+    later([ns, docs = std::move(docs), ordered](store& s) {
+        std::vector<write_error> ignored;
+        s.insert(ns, docs, ordered, ignored);
+    });
+}
+
+void lagged_store::remove(const std::string& ns, std::span<const uint8_t> filter_doc,
+                          bool just_one) {
+    later([ns, bytes = std::vector<uint8_t>(filter_doc.begin(), filter_doc.end()),
+           just_one](store& s) {
+        // Parsed on the primary already: it parses here too.
+        auto parsed = filter::parse(bytes);
+        if (auto* f = std::get_if<filter>(&parsed)) s.remove(ns, *f, just_one);
+    });
+}
+
+void lagged_store::drop(const std::string& ns) {
+    later([ns](store& s) { s.drop(ns); });
+}
+
+void lagged_store::later(std::function<void(store&)> write) {
+    const auto due = clock::now() + lag_;
+    bool first = false;
+    {
+        std::lock_guard lock(mutex_);
+        first = queue_.empty();
+        queue_.emplace_back(due, std::move(write));
+    }
+    // With writes queued the timer is armed already, and apply_due re-arms it.
+    if (first) asio::post(timer_.get_executor(), [this, due] { arm(due); });
+}
+
+void lagged_store::arm(clock::time_point due) {
+    timer_.expires_at(due);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (!ec) apply_due();
+    });
+}
+
+void lagged_store::apply_due() {
+    for (;;) {
+        std::function<void(store&)> write;
+        {
+            std::lock_guard lock(mutex_);
+            if (queue_.empty()) return;
+            if (queue_.front().first > clock::now()) return arm(queue_.front().first);
+            write = std::move(queue_.front().second);
+            queue_.pop_front();
+        }
+        write(data_);
+    }
 }
 
 }  // namespace standin

@@ -8,14 +8,18 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include "store.hpp"
 
 namespace standin {
 
@@ -87,6 +91,10 @@ class replica_set {
     };
 
     std::string check_index(int member) const;
+    // Sets member's entry of `flags` (up_ or partitioned_) to `value`; the error (bad index,
+    // or "member I <already>" when it was so) or empty.
+    std::string set_flag_locked(int member, std::vector<bool>& flags, bool value,
+                                const char* already);
     void start_election_locked(int previous_primary);
     void elect(uint64_t generation);
     void changed_locked();  // a new topologyVersion: wakes every waiting hello
@@ -109,6 +117,31 @@ class replica_set {
     uint64_t election_generation_ = 0;  // a newer election makes an older timer a no-op
     uint64_t next_waiter_ = 0;
     std::map<uint64_t, waiter_entry> waiters_;
+};
+
+// What the secondaries serve with --secondary-lag-ms: a second store that applies each write
+// of the primary `lag` after the primary did, in the order they were applied there. Writes
+// are queued from any thread; they are applied on `executor` (one thread) by one timer.
+class lagged_store {
+  public:
+    lagged_store(std::chrono::milliseconds lag, boost::asio::any_io_executor executor);
+
+    store& data() { return data_; }
+    void insert(const std::string& ns, std::vector<doc_ptr> docs, bool ordered);
+    void remove(const std::string& ns, std::span<const uint8_t> filter_doc, bool just_one);
+    void drop(const std::string& ns);
+
+  private:
+    using clock = std::chrono::steady_clock;
+    void later(std::function<void(store&)> write);
+    void arm(clock::time_point due);  // on the executor
+    void apply_due();                 // on the executor
+
+    store data_;
+    const std::chrono::milliseconds lag_;
+    boost::asio::steady_timer timer_;
+    std::mutex mutex_;
+    std::deque<std::pair<clock::time_point, std::function<void(store&)>>> queue_;
 };
 
 }  // namespace standin

@@ -157,6 +157,17 @@ asio::awaitable<bool> read_message(Input& input, wire::header& h, std::vector<ui
     co_return !std::get<0>(std::get<0>(first));
 }
 
+// The topologyVersion.counter a hello reply carries (-1 without one: the next wait of an
+// exhaust stream then ends at once).
+int64_t topology_counter(const bson_t* reply) {
+    bson_iter_t it, counter;
+    if (bson_iter_init(&it, reply) &&
+        bson_iter_find_descendant(&it, "topologyVersion.counter", &counter) &&
+        BSON_ITER_HOLDS_INT64(&counter))
+        return bson_iter_int64(&counter);
+    return -1;
+}
+
 }  // namespace
 
 asio::awaitable<void> server::session(tcp::socket socket, int32_t id, int member) {
@@ -224,27 +235,42 @@ asio::awaitable<void> server::serve(Stream& stream, tcp::socket& socket, int32_t
         const wire::request& req = *parsed.ok;
         bson_doc reply;
         command_result result = run_command(svc, req.body(), id, auth, reply.get());
-        if (result.wait) {
+        const std::optional<hello_wait> awaitable = result.wait;
+        if (awaitable && awaitable->must_wait) {
             // Awaitable hello: answered when the set changes or the wait is over.
-            co_await svc.rs->wait_for_change(result.wait->counter, result.wait->max_wait);
+            co_await svc.rs->wait_for_change(awaitable->counter, awaitable->max_wait);
             if (!socket.is_open() || !serving(member)) co_return;
             reply = bson_doc{};
             result = run_command(svc, req.body(), id, auth, reply.get(), false);
         }
         if (req.more_to_come) continue;
 
-        if (int ms = svc_.faults.latency_ms(); ms > 0) {
-            latency_timer.expires_after(std::chrono::milliseconds(ms));
-            co_await latency_timer.async_wait(use_tuple);
-            if (!socket.is_open()) co_return;  // dropped while waiting
+        // An awaitable hello with exhaustAllowed (a streaming monitor) gets a stream: each
+        // reply has moreToCome and answers the one before it, and the next one is sent when
+        // the set changes or maxAwaitTimeMS has passed. The client sends nothing more here.
+        const bool exhaust = awaitable && req.exhaust_allowed;
+        int32_t response_to = req.request_id;
+        for (;;) {
+            if (int ms = svc_.faults.latency_ms(); ms > 0) {
+                latency_timer.expires_after(std::chrono::milliseconds(ms));
+                co_await latency_timer.async_wait(use_tuple);
+                if (!socket.is_open()) co_return;  // dropped while waiting
+            }
+            const int32_t reply_id = next_reply_id++;
+            if (req.legacy)
+                wire::build_op_reply(out, reply_id, response_to, reply.get());
+            else
+                wire::build_op_msg(out, reply_id, response_to, reply.get(), exhaust);
+            auto [ec, n] = co_await asio::async_write(stream, asio::buffer(out), use_tuple);
+            if (ec) co_return;
+            if (result.drop_connections) close_all();
+            if (!exhaust) break;
+            response_to = reply_id;
+            co_await svc.rs->wait_for_change(topology_counter(reply.get()), awaitable->max_wait);
+            if (!socket.is_open() || !serving(member)) co_return;
+            reply = bson_doc{};
+            result = run_command(svc, req.body(), id, auth, reply.get(), false);
         }
-        if (req.legacy)
-            wire::build_op_reply(out, next_reply_id++, req.request_id, reply.get());
-        else
-            wire::build_op_msg(out, next_reply_id++, req.request_id, reply.get());
-        auto [ec, n] = co_await asio::async_write(stream, asio::buffer(out), use_tuple);
-        if (ec) co_return;
-        if (result.drop_connections) close_all();
     }
 }
 

@@ -130,7 +130,8 @@ struct parser {
         auto flags = r.i32();
         if (!flags) return {{}, "truncated OP_MSG"};
         const auto bits = static_cast<uint32_t>(*flags);
-        constexpr uint32_t checksum_present = 1u << 0, more_to_come = 1u << 1;
+        constexpr uint32_t checksum_present = 1u << 0, more_to_come = 1u << 1,
+                           exhaust_allowed = 1u << 16;
         // Bits 0-15 are "required": an unknown one must make the message fail.
         if (bits & 0xFFFFu & ~(checksum_present | more_to_come))
             return {{}, "unknown required OP_MSG flag bit"};
@@ -173,6 +174,7 @@ struct parser {
         request req;
         req.request_id = h.request_id;
         req.more_to_come = (bits & more_to_come) != 0;
+        req.exhaust_allowed = (bits & exhaust_allowed) != 0;
         if (sequences.empty()) {
             req.view_ = *body;
             return {std::move(req), {}};
@@ -214,9 +216,10 @@ parse_result parse_request(const header& h, std::span<const uint8_t> payload) {
 }
 
 void build_op_msg(std::vector<uint8_t>& out, int32_t request_id, int32_t response_to,
-                  const bson_t* body) {
+                  const bson_t* body, bool more_to_come) {
     static constexpr uint8_t prefix[] = {0, 0, 0, 0, /* kind */ 0};
-    build(out, request_id, response_to, op_msg, prefix, body);
+    static constexpr uint8_t streamed[] = {2, 0, 0, 0, /* kind */ 0};  // flag bit 1
+    build(out, request_id, response_to, op_msg, more_to_come ? streamed : prefix, body);
 }
 
 void build_op_reply(std::vector<uint8_t>& out, int32_t request_id, int32_t response_to,

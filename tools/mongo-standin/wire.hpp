@@ -41,6 +41,9 @@ class request {
     int32_t request_id = 0;
     bool legacy = false;        // OP_QUERY: answer with OP_REPLY
     bool more_to_come = false;  // OP_MSG moreToCome: the client wants no reply
+    // OP_MSG exhaustAllowed: the client takes a stream of replies (moreToCome) to this one
+    // request; drivers ask it for the awaitable hello of their streaming monitor.
+    bool exhaust_allowed = false;
 
     std::span<const uint8_t> body() const {
         return merged_ ? std::span<const uint8_t>(merged_->data(), merged_->size()) : view_;
@@ -61,9 +64,10 @@ struct parse_result {
 // `payload` is the message after its header (header.length - 16 bytes).
 parse_result parse_request(const header& h, std::span<const uint8_t> payload);
 
-// Replies: `out` is overwritten with a complete message (header included).
+// Replies: `out` is overwritten with a complete message (header included). `more_to_come`:
+// another reply to the same request follows without a new request (an exhaust stream).
 void build_op_msg(std::vector<uint8_t>& out, int32_t request_id, int32_t response_to,
-                  const bson_t* body);
+                  const bson_t* body, bool more_to_come = false);
 void build_op_reply(std::vector<uint8_t>& out, int32_t request_id, int32_t response_to,
                     const bson_t* document);
 

@@ -1,6 +1,7 @@
 // mongo-standin through the Go driver (Debian's golang-mongodb-mongo-driver-dev, built
 // offline): FindOne, insert, a cursor served by getMore, killCursors, CommandNotFound,
-// malformed messages. Run: GO111MODULE=off GOPATH=/usr/share/gocode go run driver_check.go
+// malformed messages; with the argument "replset", replset.go's check. Run:
+// GO111MODULE=off GOPATH=/usr/share/gocode go run driver_check.go replset.go [replset]
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -36,23 +38,43 @@ func must(err error, what string) {
 	check(err == nil, "%s: %v", what, err)
 }
 
+// A stand-in on an ephemeral port, driven through --control-stdin.
 type standin struct {
 	cmd  *exec.Cmd
+	in   io.WriteCloser
+	out  *bufio.Reader
 	port int
 }
 
 func startStandin(extra ...string) *standin {
-	args := append([]string{"--port", "0"}, extra...)
+	args := append([]string{"--port", "0", "--control-stdin"}, extra...)
 	cmd := exec.Command(os.Getenv("STANDIN_EXE"), args...)
 	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	must(err, "stdin pipe")
 	out, err := cmd.StdoutPipe()
 	must(err, "stdout pipe")
 	must(cmd.Start(), "start mongo-standin")
-	line, err := bufio.NewReader(out).ReadString('\n')
-	must(err, "read port")
-	port, err := strconv.Atoi(strings.TrimSpace(line))
+	s := &standin{cmd: cmd, in: in, out: bufio.NewReader(out)}
+	port, err := strconv.Atoi(s.line())
 	must(err, "parse port")
-	return &standin{cmd, port}
+	s.port = port
+	return s
+}
+
+func (s *standin) line() string {
+	line, err := s.out.ReadString('\n')
+	must(err, "read from mongo-standin")
+	return strings.TrimSpace(line)
+}
+
+// control sends one control line and returns its "ok ..." answer (anything else fails).
+func (s *standin) control(command string) string {
+	_, err := io.WriteString(s.in, command+"\n")
+	must(err, "write control")
+	answer := s.line()
+	check(strings.HasPrefix(answer, "ok"), "%s: %s", command, answer)
+	return answer
 }
 
 func (s *standin) stop() {
@@ -103,6 +125,10 @@ func (c *commandNames) count(name string) int {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "replset" {
+		replsetCheck() // replset.go
+		return
+	}
 	s := startStandin("--seed", "articles.articles="+os.Getenv("BENCH_DATA_DIR")+"/small_doc.json")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -4,55 +4,9 @@
 'use strict';
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
 const net = require('node:net');
-const readline = require('node:readline');
-let driver;
-try {
-  driver = require('mongodb');
-} catch {
-  console.error('node driver: run `npm ci` in tests/standin/node first (tools/test.sh does)');
-  process.exit(77); // CTest: skipped
-}
-const { MongoClient, ObjectId, MongoServerError } = driver;
-
-// Starts a stand-in on an ephemeral port; resolves once its port line is read.
-function startStandin(...extra) {
-  const proc = spawn(process.env.STANDIN_EXE, ['--port', '0', '--control-stdin', ...extra], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const lines = readline.createInterface({ input: proc.stdout });
-  const pending = [];
-  lines.on('line', (line) => pending.shift()?.(line));
-  const nextLine = () =>
-    new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no line from mongo-standin')), 10000);
-      pending.push((line) => {
-        clearTimeout(timer);
-        resolve(line);
-      });
-    });
-  return nextLine().then((line) => {
-    const port = Number(line);
-    assert.ok(port > 0, `expected a port, got ${line}`);
-    return {
-      port,
-      uri: `mongodb://127.0.0.1:${port}`,
-      async control(command) {
-        proc.stdin.write(command + '\n');
-        const answer = await nextLine();
-        assert.match(answer, /^ok/);
-        return answer;
-      },
-      running: () => proc.exitCode === null && proc.signalCode === null,
-      stop: () =>
-        new Promise((resolve) => {
-          proc.once('exit', (code) => resolve(code));
-          proc.kill('SIGTERM');
-        }),
-    };
-  });
-}
+const { loadDriver, startStandin } = require('./standin.js');
+const { MongoClient, ObjectId, MongoServerError } = loadDriver();
 
 // Sends bytes on a new connection; resolves true if the server closes it within 5 s.
 function closedByServer(port, bytes) {

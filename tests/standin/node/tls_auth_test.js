@@ -5,45 +5,17 @@
 'use strict';
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn, execFileSync } = require('node:child_process');
+const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const readline = require('node:readline');
-let driver;
-try {
-  driver = require('mongodb');
-} catch {
-  console.error('node driver: run `npm ci` in tests/standin/node first (tools/test.sh does)');
-  process.exit(77); // CTest: skipped
-}
-const { MongoClient, MongoServerError } = driver;
+const { loadDriver, startStandin } = require('./standin.js');
+const { MongoClient, MongoServerError } = loadDriver();
 
 const PASSWORD = 'Node-Pa55w0rd';
 const certs = fs.mkdtempSync(path.join(os.tmpdir(), 'standin-tls-node-'));
 execFileSync(process.env.MAKE_TEST_CERTS, [certs]);
 after(() => fs.rmSync(certs, { recursive: true, force: true }));
-
-function startStandin(...extra) {
-  const proc = spawn(process.env.STANDIN_EXE, ['--port', '0', ...extra], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = readline.createInterface({ input: proc.stdout });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no port from mongo-standin')), 10000);
-    lines.once('line', (line) => {
-      clearTimeout(timer);
-      resolve({
-        port: Number(line),
-        stop: () =>
-          new Promise((done) => {
-            proc.once('exit', done);
-            proc.kill('SIGTERM');
-          }),
-      });
-    });
-  });
-}
 
 test('TLS + SCRAM-SHA-256 / SCRAM-SHA-1 / negotiated; wrong password is code 18', async () => {
   const s = await startStandin(

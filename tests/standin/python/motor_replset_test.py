@@ -12,13 +12,6 @@ from pymongo import ReadPreference
 import standin_proc
 
 
-def status(standin):
-    """The "rs" control answer: primary (int) and finds per member (int list)."""
-    fields = dict(word.split("=", 1) for word in standin.control("rs").split()[1:])
-    return {"primary": int(fields["primary"]),
-            "finds": [int(v) for v in fields["finds"].split(",")]}
-
-
 async def wait_until(check, timeout=10.0):
     deadline = time.monotonic() + timeout
     while not check():
@@ -62,10 +55,10 @@ class MotorReplsetTest(unittest.TestCase):
 
             async def finds(preference, n):
                 reader = coll.with_options(read_preference=preference)
-                before = status(self.standin)["finds"]
+                before = self.standin.replset()["finds"]
                 for _ in range(n):
                     self.assertIsNotNone(await reader.find_one())
-                return [a - b for a, b in zip(status(self.standin)["finds"], before)]
+                return [a - b for a, b in zip(self.standin.replset()["finds"], before)]
 
             self.assertEqual(await finds(ReadPreference.PRIMARY, 10), [10, 0, 0])
             delta = await finds(ReadPreference.SECONDARY, 40)
@@ -83,7 +76,7 @@ class MotorReplsetTest(unittest.TestCase):
             # Waits in server selection for the election, or is retried after
             # NotWritablePrimary.
             await writes.insert_one({"n": 2})
-            self.assertEqual(status(self.standin)["primary"], 1)
+            self.assertEqual(self.standin.replset()["primary"], 1)
             self.assertTrue(await wait_until(lambda: client.primary == self.members[1]),
                             f"primary: {client.primary}")
             self.assertEqual((await client.t.command("count", "writes"))["n"], 2)

@@ -21,15 +21,7 @@ from pymongo.errors import ServerSelectionTimeoutError
 import standin_proc
 
 ELECTION_MS = 300
-
-
-def status(standin):
-    """The "rs" control answer: primary and term (ints), finds, up, partitioned (int lists)."""
-    fields = dict(word.split("=", 1) for word in standin.control("rs").split()[1:])
-    out = {"primary": int(fields["primary"]), "term": int(fields["term"])}
-    for key in ("finds", "up", "partitioned"):
-        out[key] = [int(v) for v in fields[key].split(",")]
-    return out
+MORE_TO_COME, EXHAUST_ALLOWED = 1 << 1, 1 << 16  # OP_MSG flagBits
 
 
 def eventually(check, timeout=10.0):
@@ -62,16 +54,29 @@ class Wire:
             data += chunk
         return data
 
-    def command(self, doc):
+    def send(self, doc, flags=0):
+        """Sends one OP_MSG; returns its requestID."""
         self.request_id += 1
-        payload = struct.pack("<I", 0) + b"\x00" + bson.encode(doc)
+        payload = struct.pack("<I", flags) + b"\x00" + bson.encode(doc)
         header = struct.pack("<iiii", 16 + len(payload), self.request_id, 0, 2013)
         self.sock.sendall(header + payload)
-        length, _, response_to, opcode = struct.unpack("<iiii", self._recv(16))
+        return self.request_id
+
+    def receive(self):
+        """One OP_MSG reply: (requestID, responseTo, flagBits, document)."""
+        length, request_id, response_to, opcode = struct.unpack("<iiii", self._recv(16))
         rest = self._recv(length - 16)
-        if response_to != self.request_id or opcode != 2013:
-            raise AssertionError(f"reply to {response_to} with opcode {opcode}")
-        return bson.decode(rest[5:])  # after flagBits and the section kind
+        if opcode != 2013:
+            raise AssertionError(f"reply with opcode {opcode}")
+        flags = struct.unpack("<I", rest[:4])[0]
+        return request_id, response_to, flags, bson.decode(rest[5:])  # after the section kind
+
+    def command(self, doc):
+        sent = self.send(doc)
+        _, response_to, flags, reply = self.receive()
+        if response_to != sent or flags & MORE_TO_COME:
+            raise AssertionError(f"reply to {response_to} (sent {sent}), flags {flags:#x}")
+        return reply
 
 
 class ReplsetTest(unittest.TestCase):
@@ -123,10 +128,10 @@ class ReplsetTest(unittest.TestCase):
 
         def finds(preference, n):
             reader = coll.with_options(read_preference=preference)
-            before = status(self.standin)["finds"]
+            before = self.standin.replset()["finds"]
             for _ in range(n):
                 self.assertIsNotNone(reader.find_one())
-            after = status(self.standin)["finds"]
+            after = self.standin.replset()["finds"]
             return [a - b for a, b in zip(after, before)]
 
         self.assertEqual(finds(ReadPreference.PRIMARY, 10), [10, 0, 0])
@@ -144,20 +149,20 @@ class ReplsetTest(unittest.TestCase):
     def test_stepdown_is_followed(self):
         writes = self.client.t.writes
         writes.insert_one({"n": 1})
-        before = status(self.standin)
+        before = self.standin.replset()
         self.assertEqual(before["primary"], 0)
         self.assertIn(" primary=-1 ", self.standin.control("stepdown"))
         # Waits in server selection for the election, or is retried after NotWritablePrimary.
         writes.insert_one({"n": 2})
-        after = status(self.standin)
+        after = self.standin.replset()
         self.assertEqual(after["primary"], 1)
         self.assertEqual(after["term"], before["term"] + 1)
         self.assertTrue(eventually(lambda: self.client.primary == self.member(1)),
                         f"primary: {self.client.primary}")
         self.assertEqual(self.client.t.command("count", "writes")["n"], 2)
-        reads = status(self.standin)["finds"]
+        reads = self.standin.replset()["finds"]
         self.assertIsNotNone(self.client.articles.articles.find_one())
-        self.assertEqual([a - b for a, b in zip(status(self.standin)["finds"], reads)], [0, 1, 0])
+        self.assertEqual([a - b for a, b in zip(self.standin.replset()["finds"], reads)], [0, 1, 0])
 
     def test_killed_secondary_is_avoided_then_used_again(self):
         self.assertIsNotNone(self.client.articles.articles.find_one())
@@ -165,12 +170,12 @@ class ReplsetTest(unittest.TestCase):
         reader = self.client.articles.articles.with_options(
             read_preference=ReadPreference.SECONDARY)
         self.standin.control("kill 2")
-        before = status(self.standin)
+        before = self.standin.replset()
         self.assertEqual(before["up"], [1, 1, 0])
         # A read that still picks member 2 fails to connect and is retried on member 1.
         for _ in range(20):
             self.assertIsNotNone(reader.find_one())
-        after = status(self.standin)
+        after = self.standin.replset()
         self.assertEqual([a - b for a, b in zip(after["finds"], before["finds"])], [0, 20, 0])
         self.standin.control("revive 2")
         self.assertTrue(eventually(lambda: self.member(2) in self.client.secondaries, 15),
@@ -178,13 +183,13 @@ class ReplsetTest(unittest.TestCase):
 
         def member_2_reads():
             reader.find_one()
-            return status(self.standin)["finds"][2] > 0
+            return self.standin.replset()["finds"][2] > 0
         self.assertTrue(eventually(member_2_reads, 10))
 
     def test_partitioned_primary(self):
         self.assertEqual(self.client.admin.command("ping")["ok"], 1.0)
         self.standin.control("partition 0")
-        st = status(self.standin)
+        st = self.standin.replset()
         self.assertEqual((st["primary"], st["partitioned"]), (0, [1, 0, 0]))
         # A client that comes through member 1 learns the primary but cannot reach it.
         other = pymongo.MongoClient(
@@ -201,6 +206,40 @@ class ReplsetTest(unittest.TestCase):
             self.assertIsNotNone(other.articles.articles.find_one())
         finally:
             other.close()
+
+    def test_exhaust_hello_streams_replies(self):
+        wire = self.wire(0)
+        version = wire.command({"hello": 1, "$db": "admin"})["topologyVersion"]
+        # Up to date, with exhaustAllowed: a stream of moreToCome replies, each answering the
+        # one before, one per maxAwaitTimeMS while nothing changes; no further request.
+        start = time.monotonic()
+        previous = wire.send({"hello": 1, "topologyVersion": version, "maxAwaitTimeMS": 300,
+                              "$db": "admin"}, EXHAUST_ALLOWED)
+        for _ in range(3):
+            reply_id, response_to, flags, reply = wire.receive()
+            self.assertEqual(response_to, previous)
+            self.assertTrue(flags & MORE_TO_COME, f"flags {flags:#x}")
+            self.assertTrue(reply["isWritablePrimary"])
+            self.assertEqual(reply["topologyVersion"], version)
+            previous = reply_id
+        self.assertGreaterEqual(time.monotonic() - start, 0.9)
+        # A change is streamed at once (well before maxAwaitTimeMS), on a secondary here.
+        other = self.wire(1)
+        version1 = other.command({"hello": 1, "$db": "admin"})["topologyVersion"]
+        first = other.send({"hello": 1, "topologyVersion": version1, "maxAwaitTimeMS": 10000,
+                            "$db": "admin"}, EXHAUST_ALLOWED)
+        self.standin.control("stepdown")
+        start = time.monotonic()
+        _, response_to, flags, reply = other.receive()
+        self.assertEqual(response_to, first)
+        self.assertTrue(flags & MORE_TO_COME)
+        self.assertNotIn("primary", reply)  # electing
+        self.assertGreater(reply["topologyVersion"]["counter"], version1["counter"])
+        # The election's end follows on the same stream, with member 1 as the primary.
+        _, _, flags, reply = other.receive()
+        self.assertTrue(flags & MORE_TO_COME)
+        self.assertTrue(reply["isWritablePrimary"])
+        self.assertLess(time.monotonic() - start, 5.0)
 
     def test_awaitable_hello_waits_for_a_change(self):
         wire = self.wire(1)
@@ -279,13 +318,13 @@ class ReplsetTest(unittest.TestCase):
         r = secondary.command({"find": "w", "filter": {}, "$db": "t",
                                "$readPreference": {"mode": "secondary"}})
         self.assertEqual([d["a"] for d in r["cursor"]["firstBatch"]], [1])
-        self.assertEqual(status(self.standin)["finds"], [0, 2, 0])
+        self.assertEqual(self.standin.replset()["finds"], [0, 2, 0])
 
     def test_controls_through_standin_fault(self):
         wire = self.wire(2)
         r = wire.command({"standinFault": 1, "stepDown": True, "$db": "admin"})
         self.assertEqual((r["ok"], r["replset"]["primary"]), (1.0, -1))
-        self.assertTrue(eventually(lambda: status(self.standin)["primary"] == 1))
+        self.assertTrue(eventually(lambda: self.standin.replset()["primary"] == 1))
         r = wire.command({"standinFault": 1, "killMember": 7, "$db": "admin"})
         self.assertEqual((r["ok"], r["code"]), (0.0, 2))
         self.assertIn("no member 7", r["errmsg"])

@@ -4,27 +4,42 @@ import os
 import socket
 import struct
 import subprocess
+import threading
 
 
 class Standin:
-    def __init__(self, *extra):
-        exe = os.environ["STANDIN_EXE"]
+    """mongo-standin --port 0 --control-stdin EXTRA...; `exe` defaults to env STANDIN_EXE,
+    `stderr` (a file) to ours. Its controls may be sent from several threads."""
+
+    def __init__(self, *extra, exe=None, stderr=None):
+        exe = exe or os.environ["STANDIN_EXE"]
         self.proc = subprocess.Popen([exe, "--port", "0", "--control-stdin", *extra],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=stderr, text=True)
+        self.lock = threading.Lock()
         line = self.proc.stdout.readline()
         if not line.strip().isdigit():
-            self.proc.kill()
+            self.close()
             raise RuntimeError(f"mongo-standin printed {line!r} instead of a port")
         self.port = int(line)
         self.uri = f"mongodb://127.0.0.1:{self.port}"
 
     def control(self, line):
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-        answer = self.proc.stdout.readline().strip()
+        with self.lock:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+            answer = self.proc.stdout.readline().strip()
         if not answer.startswith("ok"):
             raise RuntimeError(f"control {line!r}: {answer!r}")
         return answer
+
+    def replset(self):
+        """The "rs" control answer: primary and term (ints), finds, up, partitioned (lists)."""
+        fields = dict(word.split("=", 1) for word in self.control("rs").split()[1:])
+        out = {"primary": int(fields["primary"]), "term": int(fields["term"])}
+        for key in ("finds", "up", "partitioned"):
+            out[key] = [int(v) for v in fields[key].split(",")]
+        return out
 
     def running(self):
         return self.proc.poll() is None
