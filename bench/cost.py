@@ -15,7 +15,11 @@ shutdown cancel out. It also runs the server natively once per route and reads, 
 What is held fixed, so that two runs of the same binary agree to well under 0.5 %:
   - one I/O thread, one pool worker, one client connection at a time (concurrency 1) sending
     the same bytes; only the server process is measured (the stand-in runs natively);
-  - libmongoc's monitor sleeps through the run (heartbeatFrequencyMS in the URI);
+  - libmongoc's monitor sleeps through the run (heartbeatFrequencyMS in the URI), and its first
+    check is over before the first request: coroserve waits for it at start-up. (When the
+    first request raced that check, the selection it made asked for a second check at random,
+    which moved the server description every request copies: +-0.3-1.1 % per /mongo request,
+    a bimodal spread, from strcmp and malloc);
   - address-space randomisation off for the server (setarch -R) and the same environment,
     so string and hash work does not move with stack addresses;
   - the 503 route: --workers 1 --queue 0 and a /sleep request holding the only worker, so
@@ -81,9 +85,8 @@ URI_OPTIONS = "heartbeatFrequencyMS=3600000&connectTimeoutMS=30000"
 # when the request comes, every time (without it, whether a read completes at once or after a
 # wake-up depends on timing: +-0.3 % on /json).
 PACE_S = 0.001
-# After the first request, time for libmongoc's monitor thread to finish its first check:
-# otherwise its allocations interleave with the first requests' differently in every run,
-# and the heap layout they leave costs +-0.5 % per /mongo request for the rest of the run.
+# After the first request, time for whatever it started (the first connection's setup) to
+# finish before the measured part.
 SETTLE_S = 0.5
 HOLD_SETTLE_S = 0.3
 # The stand-in answers 1 ms late: the server's worker is then always already waiting in poll()

@@ -3,6 +3,7 @@
 // dropped and refused connections; /readyz follows the database. And a saturated pool: 503 +
 // Retry-After at once while requests that need no worker are still served.
 #include <catch2/catch.hpp>
+#include <memory>
 #include <thread>
 
 #include "fixture.hpp"
@@ -61,6 +62,23 @@ TEST_CASE("Database stopped: 503 quickly, and once restarted the server recovers
     REQUIRE(poll_until(srv.port(), "/readyz", 200, 10s).status == 200);
     // The connection opened before the fault is still served.
     REQUIRE(c.get("/mongo").status == 200);
+}
+
+TEST_CASE("Start-up waits for a server, at most the selection timeout, then serves without one",
+          "[e2e][mongo]") {
+    database db;
+    if (skip_without_standin(db)) return;
+    db.standin().stop();
+    std::unique_ptr<server> srv;
+    auto elapsed = time_ms([&] { srv = std::make_unique<server>(db.uri(), fault_flags()); });
+    INFO("start-up took " << elapsed << " ms");
+    CHECK(elapsed >= 450);  // it waited for the monitor's verdict (the timeout is 500 ms)...
+    CHECK(elapsed < 5000);  // ...and not longer
+    REQUIRE(get(srv->port(), "/healthz").status == 200);
+    require_json_error(get(srv->port(), "/mongo", 10s), 503);
+
+    db.standin().start();
+    REQUIRE(poll_until(srv->port(), "/mongo", 200, 10s).status == 200);
 }
 
 TEST_CASE("/readyz is 200 with the database up and 503 with it down", "[e2e][mongo]") {
