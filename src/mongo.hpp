@@ -5,10 +5,12 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 using mongoc_client_pool_t = struct _mongoc_client_pool_t;
 
@@ -75,9 +77,15 @@ class database final : public document_source {
     void ping() const override;
 
   private:
+    struct connection;  // a client kept between calls, with its session
+    class lease;        // a connection borrowed for one call
+
     std::string database_;
     std::chrono::milliseconds query_timeout_;
     mongoc_client_pool_t* pool_;
+    // Clients taken from pool_ once and kept: at most one per concurrent call (the workers).
+    mutable std::mutex idle_mutex_;
+    mutable std::vector<std::unique_ptr<connection>> idle_;
 };
 
 }  // namespace coroserve
