@@ -267,7 +267,9 @@ std::optional<std::string> database::find_one(std::string_view collection,
     bson_t doc;
     if (!bson_init_static(&doc, data, len)) throw db_error{"find answered a corrupt document"};
     std::string json;
-    json.reserve(len + len / 4);
+    // JSON outgrows BSON by a bounded amount per element (an ObjectId's 12 bytes print as 34):
+    // the slack keeps a small document to one allocation.
+    json.reserve(len + len / 4 + 64);
     try {
         append_relaxed_json(json, doc);
     } catch (const bson_json_error& e) {  // e.g. nested past 200 levels: a bad answer, 502
