@@ -206,10 +206,6 @@ database::database(const db_options& options)
     mongoc_uri_destroy(uri);
     if (!pool_) throw std::invalid_argument{"invalid MongoDB URI options"};
     mongoc_client_pool_set_error_api(pool_, MONGOC_ERROR_API_VERSION_2);
-    find_tail_ = bson_new();
-    BSON_APPEND_INT32(find_tail_, "limit", 1);
-    BSON_APPEND_BOOL(find_tail_, "singleBatch", true);
-    BSON_APPEND_INT64(find_tail_, "maxTimeMS", query_timeout_.count());
 }
 
 database::~database() {
@@ -219,7 +215,6 @@ database::~database() {
     }
     idle_.clear();
     mongoc_client_pool_destroy(pool_);
-    bson_destroy(find_tail_);
 }
 
 std::optional<std::string> database::find_one(std::string_view collection,
@@ -245,7 +240,9 @@ std::optional<std::string> database::find_one(std::string_view collection,
         }
     }
     bson_append_document_end(command.get(), &filter);
-    bson_concat(command.get(), find_tail_);
+    BSON_APPEND_INT32(command.get(), "limit", 1);
+    BSON_APPEND_BOOL(command.get(), "singleBatch", true);
+    BSON_APPEND_INT64(command.get(), "maxTimeMS", query_timeout_.count());
 
     bson_doc reply;
     bson_error_t error;

@@ -13,7 +13,6 @@
 #include <vector>
 
 using mongoc_client_pool_t = struct _mongoc_client_pool_t;
-using bson_t = struct _bson_t;
 
 namespace coroserve {
 
@@ -84,7 +83,6 @@ class database final : public document_source {
     std::string database_;
     std::chrono::milliseconds query_timeout_;
     mongoc_client_pool_t* pool_;
-    bson_t* find_tail_ = nullptr;  // the fields every find command ends with, built once
     // Clients taken from pool_ once and kept: at most one per concurrent call (the workers).
     mutable std::mutex idle_mutex_;
     mutable std::vector<std::unique_ptr<connection>> idle_;
