@@ -36,20 +36,6 @@ struct deleter {
 template <class T, void (*destroy)(T*)>
 using owned = std::unique_ptr<T, deleter<T, destroy>>;
 
-// A client borrowed from the pool for the length of one call.
-class client_lease {
-  public:
-    explicit client_lease(mongoc_client_pool_t* pool)
-        : pool_(pool), client_(mongoc_client_pool_pop(pool)) {}
-    ~client_lease() { mongoc_client_pool_push(pool_, client_); }
-    client_lease(const client_lease&) = delete;
-    mongoc_client_t* get() const { return client_; }
-
-  private:
-    mongoc_client_pool_t* pool_;
-    mongoc_client_t* client_;
-};
-
 // libmongoc's own warnings ("Failed authentication to HOST", TLS errors) come once per
 // connection attempt, i.e. once per request while the database refuses us: at most one line
 // a second here too, like the router's failure lines. Debug and trace output is dropped.
@@ -148,6 +134,81 @@ struct database::discovery {
     bool found = false;
 };
 
+// A client popped from the pool once and kept between calls (mongoc_client_pool_pop and
+// _push cost 2.5k instructions a call), with an explicit session kept with it: the implicit
+// session libmongoc would otherwise start and end around every command costs 4.6k. The
+// session has causal consistency off (each request stands alone, as with implicit sessions)
+// and is ended on any error (the sessions spec discards a session after a network error) and
+// after a long idle spell (the server forgets sessions idle for logicalSessionTimeoutMinutes).
+struct database::connection {
+    explicit connection(mongoc_client_t* c) : client(c) {}
+    connection(const connection&) = delete;
+    ~connection() { end_session(); }
+
+    // Started only after a command succeeded: the topology is then known, so starting a
+    // session selects no server and cannot block. A server without sessions gets none.
+    void start_session() {
+        if (session || no_sessions) return;
+        mongoc_session_opt_t* opts = mongoc_session_opts_new();
+        mongoc_session_opts_set_causal_consistency(opts, false);
+        bson_error_t error;
+        session = mongoc_client_start_session(client, opts, &error);
+        mongoc_session_opts_destroy(opts);
+        if (session && !mongoc_client_session_append(session, &session_opts.value, &error))
+            end_session();
+        no_sessions = session == nullptr;
+    }
+    void end_session() {
+        if (session) mongoc_client_session_destroy(session);
+        session = nullptr;
+        bson_reinit(&session_opts.value);
+    }
+    // {sessionId: ...} for the command's opts, or none.
+    const bson_t* opts(clock::time_point now) {
+        constexpr auto max_idle = std::chrono::minutes{10};
+        if (session && now - last_used > max_idle) end_session();
+        last_used = now;
+        return session ? &session_opts.value : nullptr;
+    }
+    // After an error: a dirty session goes, and whether sessions work is asked again.
+    void failed() {
+        end_session();
+        no_sessions = false;
+    }
+
+    mongoc_client_t* client;
+    mongoc_client_session_t* session = nullptr;
+    bson_doc session_opts;
+    bool no_sessions = false;
+    clock::time_point last_used{};
+};
+
+// A connection borrowed for the length of one call: a kept one, or a new client from the
+// pool (which blocks while maxPoolSize clients are out).
+class database::lease {
+  public:
+    explicit lease(const database& db) : db_(db) {
+        {
+            std::lock_guard lock{db.idle_mutex_};
+            if (!db.idle_.empty()) {
+                conn_ = std::move(db.idle_.back());
+                db.idle_.pop_back();
+            }
+        }
+        if (!conn_) conn_ = std::make_unique<connection>(mongoc_client_pool_pop(db.pool_));
+    }
+    ~lease() {
+        std::lock_guard lock{db_.idle_mutex_};
+        db_.idle_.push_back(std::move(conn_));
+    }
+    lease(const lease&) = delete;
+    connection* operator->() const { return conn_.get(); }
+
+  private:
+    const database& db_;
+    std::unique_ptr<connection> conn_;
+};
+
 database::database(const db_options& options)
     : database_(options.database), query_timeout_(options.query_timeout) {
     init_driver_once();
@@ -172,11 +233,16 @@ database::database(const db_options& options)
     owned<mongoc_apm_callbacks_t, mongoc_apm_callbacks_destroy> events{mongoc_apm_callbacks_new()};
     mongoc_apm_set_topology_changed_cb(events.get(), &discovery::changed);
     mongoc_client_pool_set_apm_callbacks(pool_, events.get(), discovery_.get());
-    // The first pop starts the monitor threads.
-    mongoc_client_pool_push(pool_, mongoc_client_pool_pop(pool_));
+    // The first pop starts the monitor threads; that client is the first one kept.
+    idle_.push_back(std::make_unique<connection>(mongoc_client_pool_pop(pool_)));
 }
 
 database::~database() {
+    for (auto& c : idle_) {
+        c->end_session();
+        mongoc_client_pool_push(pool_, c->client);
+    }
+    idle_.clear();
     mongoc_client_pool_destroy(pool_);  // before discovery_: its monitor calls into it
 }
 
@@ -188,7 +254,7 @@ bool database::wait_for_servers(std::chrono::milliseconds limit) {
 std::optional<std::string> database::find_one(std::string_view collection,
                                               const std::optional<document_id>& id) const {
     const auto start = clock::now();
-    client_lease client{pool_};
+    lease conn{*this};
 
     // {find: collection, filter: {_id: id} or {}, limit: 1, singleBatch: true, maxTimeMS}, run as
     // one command: no collection or cursor objects to build for a single document.
@@ -214,9 +280,12 @@ std::optional<std::string> database::find_one(std::string_view collection,
 
     bson_doc reply;
     bson_error_t error;
-    if (!mongoc_client_read_command_with_opts(client.get(), database_.c_str(), command.get(),
-                                              nullptr, nullptr, reply.get(), &error))
+    if (!mongoc_client_read_command_with_opts(conn->client, database_.c_str(), command.get(),
+                                              nullptr, conn->opts(start), reply.get(), &error)) {
+        conn->failed();
         throw_for(error, clock::now() - start, query_timeout_);
+    }
+    conn->start_session();
 
     // reply: {cursor: {firstBatch: [doc], id, ns}, ok: 1}
     bson_iter_t it, batch;
@@ -232,7 +301,9 @@ std::optional<std::string> database::find_one(std::string_view collection,
     bson_t doc;
     if (!bson_init_static(&doc, data, len)) throw db_error{"find answered a corrupt document"};
     std::string json;
-    json.reserve(len + len / 4);
+    // JSON outgrows BSON by a bounded amount per element (an ObjectId's 12 bytes print as 34):
+    // the slack keeps a small document to one allocation.
+    json.reserve(len + len / 4 + 64);
     try {
         append_relaxed_json(json, doc);
     } catch (const bson_json_error& e) {  // e.g. nested past 200 levels: a bad answer, 502
@@ -243,16 +314,19 @@ std::optional<std::string> database::find_one(std::string_view collection,
 
 void database::ping() const {
     const auto start = clock::now();
-    client_lease client{pool_};
+    lease conn{*this};
     bson_doc command, reply;
     BSON_APPEND_INT32(command.get(), "ping", 1);
     bson_error_t error;
     // Sent where reads go (the URI's readPreference, primary by default): ready means "a
     // server suitable for our reads is selectable", e.g. a secondary while a set elects.
-    bool ok = mongoc_client_command_simple(client.get(), "admin", command.get(),
-                                           mongoc_client_get_read_prefs(client.get()), reply.get(),
+    bool ok = mongoc_client_command_simple(conn->client, "admin", command.get(),
+                                           mongoc_client_get_read_prefs(conn->client), reply.get(),
                                            &error);
-    if (!ok) throw_for(error, clock::now() - start, query_timeout_);
+    if (!ok) {
+        conn->failed();
+        throw_for(error, clock::now() - start, query_timeout_);
+    }
 }
 
 }  // namespace coroserve

@@ -6,10 +6,12 @@
 #include <array>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 using mongoc_client_pool_t = struct _mongoc_client_pool_t;
 
@@ -92,11 +94,17 @@ class database final : public document_source {
     bool wait_for_servers(std::chrono::milliseconds limit);
 
   private:
-    struct discovery;  // told by the monitor's topology-changed events
+    struct discovery;   // told by the monitor's topology-changed events
+    struct connection;  // a client kept between calls, with its session
+    class lease;        // a connection borrowed for one call
+
     std::string database_;
     std::chrono::milliseconds query_timeout_;
     std::unique_ptr<discovery> discovery_;
     mongoc_client_pool_t* pool_;
+    // Clients taken from pool_ once and kept: at most one per concurrent call (the workers).
+    mutable std::mutex idle_mutex_;
+    mutable std::vector<std::unique_ptr<connection>> idle_;
 };
 
 }  // namespace coroserve
