@@ -1,6 +1,13 @@
 // Overload: more connections than file descriptors (a low RLIMIT_NOFILE), a saturated blocking
 // pool, and a flood of the demo /sleep. The server answers or backs off, keeps serving what it
 // holds, and recovers.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <memory>
@@ -33,7 +40,107 @@ unsigned ask(raw_connection& c, std::string_view target, milliseconds timeout = 
     return 0;
 }
 
+// A connected TCP socket to 127.0.0.1:port, or -1; non-blocking connects return at once (the
+// connection completes in the listen queue, accepted or not).
+int connect_to(std::uint16_t port, bool non_blocking) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | (non_blocking ? SOCK_NONBLOCK : 0), 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno != EINPROGRESS) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 }  // namespace
+
+TEST_CASE("newcomers are accepted at once while thousands of connections keep the server busy",
+          "[hardening]") {
+    // Each busy connection sends a long pipeline, so that every one of them always has a
+    // handler queued in the I/O thread; the newcomers then connect all at once. An accept that
+    // waited its turn behind all those handlers, one connection per turn, left newcomers in
+    // the listen queue for seconds (at c=5000 in the benchmark: hundreds of them for the whole
+    // run, counted by wrk as timeouts).
+    auto db = make_standin();
+    server srv{db->uri(), {.args = {"--io-threads", "1"}}};
+    constexpr int busy = 2000, pipelined = 150, newcomers = 400;
+    const auto first = get(srv.port(), "/json");
+    REQUIRE(first);
+    const std::size_t answer_head = first->head.size();  // a lower bound of an answer's size
+
+    std::string batch;
+    for (int i = 0; i < pipelined; ++i) batch += request("/json");
+    std::vector<int> busy_fds;
+    for (int i = 0; i < busy; ++i) {
+        int fd = connect_to(srv.port(), false);
+        REQUIRE(fd >= 0);
+        busy_fds.push_back(fd);
+    }
+    for (int fd : busy_fds)  // 2000 x 6 KB: the kernel buffers take it without blocking
+        REQUIRE(::send(fd, batch.data(), batch.size(), MSG_NOSIGNAL) ==
+                static_cast<ssize_t>(batch.size()));
+
+    const auto start = clock_type::now();
+    std::vector<pollfd> fds;
+    for (int i = 0; i < newcomers; ++i) {
+        int fd = connect_to(srv.port(), true);
+        REQUIRE(fd >= 0);
+        fds.push_back({fd, POLLOUT, 0});
+    }
+    // Send each newcomer's request once its connect is done, then wait for every answer.
+    const std::string one = request("/json", {"Connection: close"});
+    std::vector<std::string> got(newcomers);
+    int answered = 0;
+    auto last_answer = clock_type::duration{};
+    while (answered < newcomers && clock_type::now() - start < 60s) {
+        REQUIRE(::poll(fds.data(), fds.size(), 100) >= 0);
+        for (int i = 0; i < newcomers; ++i) {
+            auto& p = fds[i];
+            if (p.revents & POLLOUT) {
+                REQUIRE(::send(p.fd, one.data(), one.size(), MSG_NOSIGNAL) ==
+                        static_cast<ssize_t>(one.size()));
+                p.events = POLLIN;
+            } else if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+                char buf[4096];
+                ssize_t n = ::recv(p.fd, buf, sizeof buf, 0);
+                if (n > 0) {
+                    got[i].append(buf, static_cast<std::size_t>(n));
+                } else {               // the server closed after its answer
+                    p.fd = -p.fd - 1;  // poll() skips negative descriptors
+                    ++answered;
+                    last_answer = clock_type::now() - start;
+                }
+            }
+        }
+    }
+    // The busy connections were still at work when the last newcomer had its answer: one of
+    // them has not received all its answers yet.
+    int unfinished = 0;
+    for (int fd : busy_fds) {
+        int ready = 0;
+        ::ioctl(fd, FIONREAD, &ready);
+        const auto full = static_cast<std::size_t>(pipelined) * answer_head;
+        unfinished += static_cast<std::size_t>(ready) < full;
+    }
+    for (auto& p : fds) ::close(p.fd < 0 ? -p.fd - 1 : p.fd);
+    for (int fd : busy_fds) ::close(fd);
+
+    INFO("last newcomer answered after "
+         << std::chrono::duration_cast<milliseconds>(last_answer).count() << " ms; " << unfinished
+         << " of " << busy << " busy connections still unfinished");
+    REQUIRE(answered == newcomers);
+    for (const auto& g : got) {
+        auto o = parse_responses(g);
+        REQUIRE(o.responses.size() == 1);
+        CHECK(o.responses.front().status == 200);
+    }
+    CHECK(unfinished > 0);
+    CHECK(last_answer < 3s);
+    CHECK(srv.running());
+}
 
 TEST_CASE("more connections than descriptors: accept backs off, serves, recovers", "[hardening]") {
     auto db = make_standin();
