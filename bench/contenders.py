@@ -84,6 +84,7 @@ class Contender:
 class Coroserve(Contender):
     id = "coroserve"
     label = "coroserve (ours)"
+    start_timeout = 20  # seconds until the server prints its port
 
     def __init__(self, cid="coroserve", endpoint="/mongo"):
         self.id, self.endpoint = cid, endpoint
@@ -91,18 +92,24 @@ class Coroserve(Contender):
             self.label, self.needs_db = "coroserve /json (constant JSON, no DB query)", False
             self.json_endpoint = None
 
+    def runner(self, ctx):
+        """The wrapper the server and its loop run under: none, on the host."""
+        return []
+
     def find_loops(self, ctx, mongo_uri, concurrency, extra=None):
         if not self.needs_db:
             return None
         # libmongoc through one client pool, as many threads as coroserve has pool workers
         # (the finds coroserve can have in flight), no HTTP.
         flags = dict(COROSERVE_BEST, **ctx.coroserve_flags, **(extra or {}))
-        tool = os.path.join(ctx.bin_dir, "mongo-driver-load")
-        return [([tool, "--uri", mongo_uri, "--threads", str(flags["--workers"]),
-                  "--seconds", str(ctx.args.duration)], None)]
+        return [(self.runner(ctx) + [self.loop_binary(ctx), "--uri", mongo_uri, "--threads", str(flags["--workers"]),
+                                     "--seconds", str(ctx.args.duration)], None)]
 
     def binary(self, ctx):
         return os.path.join(ctx.bin_dir, "coroserve")
+
+    def loop_binary(self, ctx):
+        return os.path.join(ctx.bin_dir, "mongo-driver-load")
 
     def prepare(self, ctx):
         if not os.access(self.binary(ctx), os.X_OK):
@@ -115,10 +122,10 @@ class Coroserve(Contender):
         return [f"{k}={v}" for k, v in flags.items()]
 
     def start(self, ctx, doc, mongo_uri, extra=None):
-        cmd = [self.binary(ctx), "--host", "127.0.0.1", "--port", "0",
-               "--mongodb-uri", mongo_uri or "mongodb://127.0.0.1:9"] + self.flags(ctx, extra)
+        cmd = self.runner(ctx) + [self.binary(ctx), "--host", "127.0.0.1", "--port", "0",
+                                  "--mongodb-uri", mongo_uri or "mongodb://127.0.0.1:9"] + self.flags(ctx, extra)
         p = procs.start(ctx.name(self.id, doc), cmd, ctx.log_dir, cpus=ctx.server_cpus)
-        return p, int(p.first_line(20))
+        return p, int(p.first_line(self.start_timeout))
 
 
 class Nginx(Contender):
@@ -345,12 +352,41 @@ class GoNetHttp(Contender):
 
 TRIXIE_CHROOT = "tools/ci/trixie-chroot.sh"
 # Debian 13 packages the drogon peer needs: drogon 1.9 + trantor, its jsoncpp headers (not
-# pulled in by libdrogon-dev), libmongoc 1.30, g++ 14; valgrind for bench/peers/drogon/cost.sh.
+# pulled in by libdrogon-dev), libmongoc 1.30, g++ 14; valgrind for bench/peers/drogon/cost.py.
 DROGON_PACKAGES = ["g++", "libdrogon-dev", "libjsoncpp-dev", "libmongoc-dev", "valgrind"]
 # One I/O loop (decided by instruction counts, bench/README.md "drogon"), and as many DB loops
 # and queued finds as coroserve's --workers and --queue.
 DROGON_FLAGS = {"--io-threads": "1", "--db-threads": COROSERVE_BEST["--workers"],
                 "--queue": COROSERVE_BEST["--queue"]}
+
+
+def ensure_trixie(ctx, who, packages, note=True):
+    """Creates the Debian 13 chroot if needed and installs `packages` in it; raises Skip when
+    it cannot be had here (not root, the registry unreachable)."""
+    script = os.path.join(ctx.root, TRIXIE_CHROOT)
+    if not os.access(script, os.X_OK):
+        raise Skip(f"{TRIXIE_CHROOT} is missing (the Debian 13 chroot)")
+    if note:
+        print(f"   {who}: {TRIXIE_CHROOT} ensure (creating the Debian 13 chroot takes minutes the first time)",
+              flush=True)
+    r = subprocess.run([script, "ensure"] + packages, capture_output=True, text=True, timeout=3600)
+    if r.returncode:
+        why = [line for line in r.stderr.splitlines() if line.startswith(("skip:", "trixie-chroot: error"))]
+        raise Skip(f"Debian 13 chroot unavailable: {(why or r.stderr.strip().splitlines() or ['?'])[-1]}")
+    return script
+
+
+def in_trixie(ctx):
+    """The wrapper that runs a binary built under ctx.peers_build inside the chroot. taskset
+    (procs.start) pins the wrapper, and the affinity is inherited by the program inside; it stays
+    in the wrapper's session, so the process-tree sampler sees it."""
+    return [os.path.join(ctx.root, TRIXIE_CHROOT), "run", "--bind", ctx.peers_build, "--"]
+
+
+def newer_than(sources, outputs):
+    """True when an output is missing or older than the newest of the source files."""
+    newest = max(map(os.path.getmtime, sources))
+    return not all(os.path.exists(o) and os.path.getmtime(o) >= newest for o in outputs)
 
 
 class Drogon(Contender):
@@ -373,32 +409,17 @@ class Drogon(Contender):
         return self.binary(ctx) + "-findloop"
 
     def prepare(self, ctx):
-        script = os.path.join(ctx.root, TRIXIE_CHROOT)
-        if not os.access(script, os.X_OK):
-            raise Skip(f"{TRIXIE_CHROOT} is missing (the Debian 13 chroot)")
-        print(f"   {self.id}: {TRIXIE_CHROOT} ensure (creating the Debian 13 chroot takes minutes the first time)",
-              flush=True)
-        r = subprocess.run([script, "ensure"] + DROGON_PACKAGES, capture_output=True, text=True, timeout=3600)
-        if r.returncode:
-            why = [line for line in r.stderr.splitlines() if line.startswith(("skip:", "trixie-chroot: error"))]
-            raise Skip(f"Debian 13 chroot unavailable: {(why or r.stderr.strip().splitlines() or ['?'])[-1]}")
+        script = ensure_trixie(ctx, self.id, DROGON_PACKAGES)
         sources = [os.path.join(ctx.root, self.dir, f) for f in ("build.sh", "main.cpp", "find_loop.cpp",
                                                                   "peer_mongo.hpp")]
-        newest = max(map(os.path.getmtime, sources))
         binary = self.binary(ctx)
-        if all(os.path.exists(b) and os.path.getmtime(b) >= newest for b in (binary, self.loop_binary(ctx))):
+        if not newer_than(sources, [binary, self.loop_binary(ctx)]):
             return
         os.makedirs(ctx.peers_build, exist_ok=True)
         r = subprocess.run([script, "run", "--bind", ctx.root, "--",
                             sources[0], binary], capture_output=True, text=True, timeout=900)
         if r.returncode:
             raise Skip(f"drogon peer build failed in the Debian 13 chroot: {r.stderr.strip()[-300:]}")
-
-    def _in_chroot(self, ctx):
-        """The wrapper that runs a built binary inside the chroot. taskset (procs.start) pins the
-        wrapper, and the affinity is inherited by the program inside; it stays in the wrapper's
-        session, so the process-tree sampler sees it."""
-        return [os.path.join(ctx.root, TRIXIE_CHROOT), "run", "--bind", ctx.peers_build, "--"]
 
     def find_loops(self, ctx, mongo_uri, concurrency, extra=None):
         """(b) of decompose: the handler's find_one + relaxed extended JSON through the same
@@ -407,7 +428,7 @@ class Drogon(Contender):
         if not self.needs_db:
             return None
         flags = dict(DROGON_FLAGS, **(extra or {}))
-        cmd = self._in_chroot(ctx) + [
+        cmd = in_trixie(ctx) + [
             self.loop_binary(ctx), "--uri", mongo_uri, "--threads", str(flags["--db-threads"]),
             "--seconds", str(ctx.args.duration), "--warmup", str(max(ctx.args.warmup, 1)),
             "--pool", str(TOTAL_POOL)]
@@ -417,7 +438,7 @@ class Drogon(Contender):
         # The chroot's `run` passes no environment through: env sets the peer's.
         env = self._env(ctx, mongo_uri or "mongodb://127.0.0.1:9", 1)
         flags = dict(DROGON_FLAGS, **(extra or {}))
-        cmd = self._in_chroot(ctx) + ["env"]
+        cmd = in_trixie(ctx) + ["env"]
         cmd += [f"{k}={v}" for k, v in env.items()]
         cmd += [self.binary(ctx), "--port", "0"]
         for k, v in flags.items():
@@ -426,8 +447,91 @@ class Drogon(Contender):
         return p, int(p.first_line(60))
 
 
+# coroserve-d13 builds this tree's server with the Release preset's settings (Ninja, -O2,
+# -Werror) but without the tests, and only the two binaries the contender runs.
+COROSERVE_D13_BUILD = "coroserve-d13"  # under ctx.peers_build
+COROSERVE_D13_TARGETS = ["coroserve", "mongo-driver-load"]
+# What coroserve's sources are: a change to any of these rebuilds the Debian 13 binaries.
+COROSERVE_SOURCES = ["CMakeLists.txt", "cmake", "src", "include", "bench/driver_load", "bench/CMakeLists.txt",
+                     "tools/CMakeLists.txt"]
+
+
+class CoroserveD13(Coroserve):
+    """coroserve's own sources built and run inside the Debian 13 chroot, like drogon: g++ 14,
+    Boost 1.88, libmongoc 1.30 (Debian 12's is 1.23); the same flags and pinning as `coroserve`."""
+    start_timeout = 60  # entering the chroot adds a second or two
+
+    def __init__(self, cid="coroserve-d13", endpoint="/mongo"):
+        super().__init__(cid, endpoint)
+        self.label = "coroserve (Debian 13 userland: g++ 14, libmongoc 1.30)"
+        if endpoint == "/json":
+            self.label = "coroserve /json (constant JSON, no DB query; Debian 13 userland: g++ 14, libmongoc 1.30)"
+
+    def build_dir(self, ctx):
+        return os.path.join(ctx.peers_build, COROSERVE_D13_BUILD)
+
+    def binary(self, ctx):
+        return os.path.join(self.build_dir(ctx), "bin", "coroserve")
+
+    def loop_binary(self, ctx):
+        return os.path.join(self.build_dir(ctx), "bin", "mongo-driver-load")
+
+    def stamp(self, ctx):
+        """Touched after each successful build: ninja leaves up-to-date binaries untouched."""
+        return os.path.join(self.build_dir(ctx), ".built")
+
+    def runner(self, ctx):
+        return in_trixie(ctx)
+
+    def build_command(self, ctx, jobs=2):
+        """The chroot command that configures (once) and builds the two binaries; through the
+        host's ccache (bind-mounted) when CCACHE_DIR names one."""
+        script = os.path.join(ctx.root, TRIXIE_CHROOT)
+        build = self.build_dir(ctx)
+        binds, env = ["--bind", ctx.root], []
+        ccache = os.environ.get("CCACHE_DIR")
+        if ccache and os.path.isdir(ccache):
+            binds += ["--bind", ccache]
+            env = [f"CCACHE_DIR={ccache}", f"CCACHE_BASEDIR={ctx.root}", "CMAKE_CXX_COMPILER_LAUNCHER=ccache",
+                   "CMAKE_C_COMPILER_LAUNCHER=ccache"]
+        configure = ('[ -f "$2/build.ninja" ] || cmake -S "$1" -B "$2" -G Ninja -DCMAKE_BUILD_TYPE=Release '
+                     '-DCOROSERVE_WERROR=ON -DCOROSERVE_TESTS=OFF >/dev/null')
+        make = f'cmake --build "$2" -j {jobs} --target {" ".join(COROSERVE_D13_TARGETS)}'
+        return [script, "run"] + binds + ["--", "env"] + env + [
+            "sh", "-c", f"{configure} && {make}", "sh", ctx.root, build]
+
+    def sources(self, ctx):
+        files = []
+        for rel in COROSERVE_SOURCES:
+            path = os.path.join(ctx.root, rel)
+            if os.path.isfile(path):
+                files.append(path)
+            for top, _, names in os.walk(path):
+                files += [os.path.join(top, n) for n in names]
+        return files
+
+    def prepare(self, ctx):
+        script = ensure_trixie(ctx, self.id, [])
+        # The packages tools/install-deps.sh picks for a build on Debian 13 (as debian13-check.sh).
+        r = subprocess.run([script, "run", "--bind", ctx.root, "--", os.path.join(ctx.root, "tools/install-deps.sh"),
+                            "--print", "build"], capture_output=True, text=True, timeout=600)
+        if r.returncode or not r.stdout.split():
+            raise Skip(f"tools/install-deps.sh --print build failed in the Debian 13 chroot: {r.stderr.strip()[-300:]}")
+        ensure_trixie(ctx, self.id, r.stdout.split() + ["valgrind"], note=False)
+        if not newer_than(self.sources(ctx), [self.stamp(ctx), self.binary(ctx), self.loop_binary(ctx)]):
+            return
+        os.makedirs(self.build_dir(ctx), exist_ok=True)
+        print(f"   {self.id}: building {', '.join(COROSERVE_D13_TARGETS)} in the Debian 13 chroot", flush=True)
+        r = subprocess.run(self.build_command(ctx), capture_output=True, text=True, timeout=3600)
+        if r.returncode:
+            raise Skip(f"coroserve build failed in the Debian 13 chroot: {(r.stdout + r.stderr).strip()[-300:]}")
+        with open(self.stamp(ctx), "w"):
+            pass
+
+
 def all_contenders():
-    """In report order: ours, the ceiling, then the seed's contenders, then Go and drogon."""
+    """In report order: ours, the ceiling, then the seed's contenders, then Go, drogon and ours
+    on Debian 13."""
     return [
         Coroserve("coroserve", "/mongo"),
         Coroserve("coroserve-json", "/json"),
@@ -441,6 +545,8 @@ def all_contenders():
         GoNetHttp(),
         Drogon("drogon", "/mongo"),
         Drogon("drogon-json", "/json"),
+        CoroserveD13("coroserve-d13", "/mongo"),
+        CoroserveD13("coroserve-d13-json", "/json"),
     ]
 
 

@@ -36,11 +36,12 @@ PLAY_NOTE = ("Play 2.2 + ReactiveMongo is not run: neither Debian nor npm has it
              "and Play's own repositories), so the seed's Play figures are printed as a reference only.")
 
 # Contenders whose userland is not the host's Debian 12: named so in every table.
-USERLAND = {"drogon": "Debian 13", "drogon-json": "Debian 13"}
-USERLAND_NOTE = ("drogon rows (Debian 13): drogon 1.9 is packaged in Debian 13 only, so bench/run builds and "
+USERLAND = {cid: "Debian 13" for cid in ("drogon", "drogon-json", "coroserve-d13", "coroserve-d13-json")}
+USERLAND_NOTE = ("Rows marked (Debian 13): drogon 1.9 is packaged in Debian 13 only, so bench/run builds and "
                  "runs it in a Debian 13 chroot (tools/ci/trixie-chroot.sh): same kernel, cores, CPU placement "
                  "and stand-in (shared network namespace); only the userland (glibc, g++ 14, libmongoc 1.30) "
-                 "differs.")
+                 "differs. coroserve-d13 is this tree's coroserve built and run in that chroot the same way "
+                 "(libmongoc 1.30 instead of Debian 12's 1.23).")
 
 
 def _name(cid):

@@ -1,25 +1,32 @@
 #!/usr/bin/python3
 """What one request costs drogon and coroserve, in measures that survive a busy machine.
 
+Servers (--servers): `drogon` and `coroserve-d13` (this tree's coroserve built in the Debian 13
+chroot by the `coroserve-d13` contender: g++ 14, libmongoc 1.30) run inside the chroot, under its
+valgrind; `coroserve` (build/release, Debian 12's libmongoc 1.23) on the host.
+
   cost.py instructions  user-space instructions per request under
                         `valgrind --tool=cachegrind --cache-sim=no`: each server is run twice per
                         repetition, with W and with W+N requests sent one at a time over one
                         keep-alive connection; (Ir(W+N) - Ir(W)) / N removes start-up and shutdown.
-                        drogon runs inside the Debian 13 chroot (its valgrind), coroserve on the
-                        host; both with one I/O thread and one DB thread, libmongoc's monitor
+                        drogon and coroserve-d13 run inside the Debian 13 chroot (its valgrind),
+                        coroserve on the host; all with one I/O thread and one DB thread, libmongoc's monitor
                         asleep (heartbeatFrequencyMS), address randomisation off (setarch -R).
   cost.py syscalls      system calls per request (strace -c attached to every thread of the
                         server, natively, after W requests; N requests on one keep-alive
                         connection): the kernel side that instruction counts do not see.
   cost.py profile       after `instructions --tool callgrind --reps 1`: per function, instructions
                         per request (the W+N run minus the W run, over N), exclusive and
-                        inclusive, from callgrind_annotate; --top functions per server and route.
+                        inclusive, from callgrind_annotate; --top functions per server and route,
+                        and the exclusive instructions per request of each shared object (ours,
+                        libmongoc, libbson, libc, ...).
   cost.py threads       drogon --io-threads 1 against 2 on the one server core of the `split`
                         layout (server + stand-in on CPU 0, wrk on CPU 1), alternated: server CPU
                         time and context switches per request under wrk load, from /proc.
 
-Both need build/release/bin/{coroserve,mongo-standin} and build/bench-peers/peer-drogon (bench/run
-builds them; run `bench/run --contenders drogon --docs small --connections 200 --reps 1` once).
+They need build/release/bin/{coroserve,mongo-standin}, and build/bench-peers/peer-drogon and
+build/bench-peers/coroserve-d13/bin/coroserve for those servers (bench/run builds them; run
+`bench/run --contenders drogon,coroserve-d13 --docs small --connections 200 --reps 1` once).
 Results: a Markdown table on stdout, raw files under --out.
 """
 import argparse
@@ -42,6 +49,10 @@ import procs  # noqa: E402
 CHROOT = os.path.join(ROOT, "tools/ci/trixie-chroot.sh")
 PEERS = os.path.join(ROOT, "build/bench-peers")
 BIN = os.path.join(ROOT, "build/release/bin")
+# The binary of each server (coroserve-d13: the contender's build, contenders.COROSERVE_D13_BUILD).
+BINARIES = {"drogon": os.path.join(PEERS, "peer-drogon"), "coroserve": os.path.join(BIN, "coroserve"),
+            "coroserve-d13": os.path.join(PEERS, "coroserve-d13", "bin", "coroserve")}
+IN_CHROOT = {"drogon", "coroserve-d13"}
 DOCS = {"small": "bench/data/small_doc.json", "big": "bench/data/big_doc.json"}
 # A monitor heartbeat during the run would add a varying number of checks: an hour is longer
 # than any run.
@@ -73,13 +84,16 @@ def drogon_cmd(uri, flags, out, tool=None, out_file=None):
     cmd = [CHROOT, "run", "--bind", PEERS, "--bind", out, "--", "env", f"MONGODB_URI={uri}"]
     if tool:
         cmd += valgrind(tool, out_file)
-    return cmd + [os.path.join(PEERS, "peer-drogon"), "--port", "0"] + flags
+    return cmd + [BINARIES["drogon"], "--port", "0"] + flags
 
 
-def coroserve_cmd(uri, tool, out_file):
-    return valgrind(tool, out_file) + [os.path.join(BIN, "coroserve"), "--host", "127.0.0.1", "--port", "0",
-                                       "--io-threads", "1", "--workers", "1", "--drain-timeout-ms", "0",
-                                       "--mongodb-uri", uri]
+def coroserve_cmd(uri, tool=None, out_file=None, server="coroserve", out="/tmp"):
+    """coroserve on the host, or coroserve-d13 in the chroot (valgrind's output in `out`)."""
+    cmd = [CHROOT, "run", "--bind", PEERS, "--bind", out, "--"] if server in IN_CHROOT else []
+    if tool:
+        cmd += valgrind(tool, out_file)
+    return cmd + [BINARIES[server], "--host", "127.0.0.1", "--port", "0", "--io-threads", "1", "--workers", "1",
+                  "--drain-timeout-ms", "0", "--mongodb-uri", uri]
 
 
 def read_response(sock, buf):
@@ -156,7 +170,8 @@ def send_concurrently(port, path, count, connections):
 def run_counted(server, path, count, out, uri, tag, tool, io_threads=1, connections=1):
     vfile = os.path.join(out, f"{tool}.{tag}.out")
     flags = ["--io-threads", str(io_threads), "--db-threads", "1"]
-    cmd = drogon_cmd(uri, flags, out, tool, vfile) if server == "drogon" else coroserve_cmd(uri, tool, vfile)
+    cmd = drogon_cmd(uri, flags, out, tool, vfile) if server == "drogon" else coroserve_cmd(uri, tool, vfile, server,
+                                                                                             out)
     p = procs.start(tag, cmd, out, cpus="0")
     try:
         port = int(p.first_line(120))
@@ -199,6 +214,11 @@ def stop_server(p, timeout=120):
         time.sleep(0.1)
 
 
+def spread(values):
+    """(max - min) / median, in per cent."""
+    return (max(values) - min(values)) / statistics.median(values) * 100
+
+
 def cmd_instructions(a):
     rows = []
     for doc in a.docs:
@@ -220,10 +240,10 @@ def cmd_instructions(a):
                                  "ir_per_request": statistics.median(per), "reps": per})
         finally:
             procs.stop(db)
-    print("| server | route | doc | instructions/request (median) | reps |")
-    print("|---|---|---|---|---|")
+    print("| server | route | doc | instructions/request (median) | spread | reps |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['server']} | {r['path']} | {r['doc']} | {r['ir_per_request']:,.0f} | "
+        print(f"| {r['server']} | {r['path']} | {r['doc']} | {r['ir_per_request']:,.0f} | {spread(r['reps']):.2f} % | "
               f"{', '.join(f'{x:,.0f}' for x in r['reps'])} |")
     return rows
 
@@ -231,8 +251,7 @@ def cmd_instructions(a):
 def server_cmd(server, uri):
     if server == "drogon":
         return drogon_cmd(uri, ["--io-threads", "1", "--db-threads", "1"], "/tmp")
-    return [os.path.join(BIN, "coroserve"), "--host", "127.0.0.1", "--port", "0", "--io-threads", "1",
-            "--workers", "1", "--drain-timeout-ms", "0", "--mongodb-uri", uri]
+    return coroserve_cmd(uri, server=server)
 
 
 def strace_summary(path):
@@ -287,7 +306,8 @@ def cmd_syscalls(a):
 
 
 def annotate(path, inclusive):
-    """{function: Ir} from callgrind_annotate (library paths and source files dropped)."""
+    """{function: Ir} from callgrind_annotate (library paths and source files dropped; a function
+    without a symbol keeps its object's name)."""
     out = subprocess.run(["callgrind_annotate", f"--inclusive={'yes' if inclusive else 'no'}", "--threshold=100",
                           "--auto=no", path], capture_output=True, text=True, check=True).stdout
     funcs = {}
@@ -297,8 +317,35 @@ def annotate(path, inclusive):
             continue
         name = re.sub(r" \[[^\]]*\]$", "", m.group(2))
         name = name[4:] if name.startswith("???:") else name.split(":", 1)[-1]
+        obj = re.search(r" \[([^\]]*)\]$", m.group(2))
+        if name.startswith("0x") and obj:  # a function without a symbol (a stripped library's)
+            name = f"{name} in {os.path.basename(obj.group(1))}"
         funcs[name] = funcs.get(name, 0) + int(m.group(1).replace(",", ""))
     return funcs
+
+
+def object_costs(path):
+    """{shared object: exclusive Ir} from a callgrind output file: every cost line adds to the
+    object of the function it is in, except the line after `calls=` (a call's inclusive cost)."""
+    names, costs, ob, after_call = {}, {}, "?", False
+    with open(path) as f:
+        for line in f:
+            if line.startswith(("ob=", "cob=")):  # both name objects: "(id) name" once, then "(id)"
+                m = re.match(r"c?ob=(?:\((\d+)\))?\s*(.*)", line.rstrip("\n"))
+                if m.group(1) and m.group(2):
+                    names[m.group(1)] = m.group(2)
+                if line.startswith("ob="):
+                    ob = names.get(m.group(1), m.group(2)) if m.group(1) else m.group(2)
+            elif line.startswith("calls="):
+                after_call = True
+            elif line[:1].isdigit() or line[:1] in "+-*":
+                if after_call:
+                    after_call = False
+                    continue
+                fields = line.split()
+                if len(fields) >= 2:
+                    costs[ob] = costs.get(ob, 0) + int(fields[1])
+    return costs
 
 
 def cmd_profile(a):
@@ -314,6 +361,13 @@ def cmd_profile(a):
             print(f"\n{tag}, {'inclusive' if inclusive else 'exclusive'} instructions per request:")
             for name, v in top:
                 print(f"  {v:10,.0f}  {name[:140]}")
+        hi, lo = object_costs(os.path.join(a.out, hi_path)), object_costs(os.path.join(a.out, lo_path))
+        per = sorted(((k, (v - lo.get(k, 0)) / a.requests) for k, v in hi.items()), key=lambda kv: -kv[1])
+        rows.append({"run": tag, "objects": per})
+        print(f"\n{tag}, exclusive instructions per request by shared object (total {sum(v for _, v in per):,.0f}):")
+        for name, v in per:
+            if abs(v) >= 1:
+                print(f"  {v:10,.0f}  {os.path.basename(name)}")
     return rows
 
 
@@ -372,7 +426,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=["instructions", "syscalls", "profile", "threads"])
     p.add_argument("--top", type=int, default=15, help="profile: functions shown per run")
-    p.add_argument("--servers", default="drogon,coroserve", help="instructions: drogon,coroserve")
+    p.add_argument("--servers", default="drogon,coroserve",
+                   help="instructions, syscalls: of " + ",".join(BINARIES))
     p.add_argument("--paths", default="/json,/mongo")
     p.add_argument("--docs", default="small,big", help="instructions: the stand-in's document(s)")
     p.add_argument("--requests", type=int, default=1000, help="instructions: N")
@@ -399,8 +454,10 @@ def main():
             p.error(f"unknown doc {d!r}")
     os.makedirs(a.out, exist_ok=True)
     a.out = os.path.realpath(a.out)
-    for need in [os.path.join(PEERS, "peer-drogon"), os.path.join(BIN, "mongo-standin")] + \
-            ([os.path.join(BIN, "coroserve")] if "coroserve" in a.servers else []):
+    for server in a.servers:
+        if server not in BINARIES:
+            p.error(f"unknown server {server!r} (of {', '.join(BINARIES)})")
+    for need in [os.path.join(BIN, "mongo-standin")] + [BINARIES[s] for s in a.servers]:
         if not os.access(need, os.X_OK):
             p.error(f"{need} is not built")
     procs.install_cleanup()
