@@ -93,6 +93,11 @@ class Consumer(unittest.TestCase):
         configure = ["cmake", "-S", project, "-B", build, "-G", "Ninja", f"-DCMAKE_PREFIX_PATH={prefix}"]
         if os.environ.get("CXX_LAUNCHER"):  # the main build's ccache, if it has one
             configure.append(f"-DCMAKE_CXX_COMPILER_LAUNCHER={os.environ['CXX_LAUNCHER']}")
+        # A sanitizer build installs instrumented archives: the consumer must link the runtime too.
+        if os.environ.get("BUILD_CXX_FLAGS"):
+            configure.append(f"-DCMAKE_CXX_FLAGS={os.environ['BUILD_CXX_FLAGS']}")
+        if os.environ.get("BUILD_EXE_LINKER_FLAGS"):
+            configure.append(f"-DCMAKE_EXE_LINKER_FLAGS={os.environ['BUILD_EXE_LINKER_FLAGS']}")
         wrong = run(configure + ["-DCOROSERVE_WANT=9.0"])
         self.assertNotEqual(wrong.returncode, 0, "find_package(coroserve 9.0) must fail")
         self.assertIn('compatible with requested version "9.0"', wrong.stderr)
