@@ -120,8 +120,10 @@ int main(int argc, char** argv) {
     std::vector<std::string> hosts(argv + 1, argv + argc);
     if (hosts.empty()) hosts.emplace_back("localhost");
 
-    coroserve::blocking_pool pool{1, 1};  // one worker, one waiting job: small, to show limits
     asio::io_context io;
+    // After the io_context: destroyed first, so its threads are joined before a job still
+    // posting its completion could find the io_context gone.
+    coroserve::blocking_pool pool{1, 1};  // one worker, one waiting job: small, to show limits
     asio::co_spawn(io, demo(pool, hosts), [](std::exception_ptr error) {
         if (error) std::rethrow_exception(error);
     });

@@ -142,8 +142,10 @@ int main(int argc, char** argv) {
     int status = 0;
     try {
         mongo db{arg[0], arg[1]};
-        coroserve::blocking_pool pool{2, 8};
         asio::io_context io;
+        // After the io_context: destroyed first, so its threads are joined before a job still
+        // posting its completion could find the io_context gone.
+        coroserve::blocking_pool pool{2, 8};
         auto request =
             keep_partial ? partial(pool, db, arg[2], arg[3]) : both(pool, db, arg[2], arg[3]);
         asio::co_spawn(io, std::move(request), [&](std::exception_ptr error, std::string json) {

@@ -145,10 +145,12 @@ int main(int argc, char** argv) {
     try {
         mongoc_init();
         mongo db{argv[2], argv[3]};
+        asio::io_context io;
+        // After the io_context: destroyed first, so its threads are joined before a job still
+        // posting its completion could find the io_context gone.
         coroserve::blocking_pool pool{4, 64};  // 4 threads; 64 waiting jobs, then 503
         app a{pool, db};
 
-        asio::io_context io;
         auto port = static_cast<unsigned short>(std::stoi(argv[1]));
         tcp::acceptor acceptor{io, {asio::ip::make_address("127.0.0.1"), port}};
         std::printf("%u\n", acceptor.local_endpoint().port());

@@ -176,21 +176,22 @@ struct blocking_pool::job_for final : job, std::enable_shared_from_this<job_for<
         } catch (...) {
             error = std::current_exception();
         }
-        complete(error, std::move(result));
+        complete(std::move(error), std::move(result));
     }
 
-    void abandon(std::exception_ptr why) override { complete(why, value{}); }
+    void abandon(std::exception_ptr why) override { complete(std::move(why), value{}); }
 
     // Hands the outcome back on the coroutine's own executor. Always posted, never run inline:
-    // a cancellation handler must not resume the coroutine from inside itself.
+    // a cancellation handler must not resume the coroutine from inside itself. The outcome is
+    // moved, not copied: the worker keeps no reference to an exception the coroutine reads.
     void complete(std::exception_ptr error, value result) {
         auto ex = work.get_executor();
-        boost::asio::post(
-            ex, [self = this->shared_from_this(), error, result = std::move(result)]() mutable {
-                if (self->slot.is_connected()) self->slot.clear();
-                self->work.reset();
-                std::move(self->handler)(error, std::move(result));
-            });
+        boost::asio::post(ex, [self = this->shared_from_this(), error = std::move(error),
+                               result = std::move(result)]() mutable {
+            if (self->slot.is_connected()) self->slot.clear();
+            self->work.reset();
+            std::move(self->handler)(error, std::move(result));
+        });
     }
 
     // Runs on the coroutine's executor when the await is cancelled: a job that no worker has

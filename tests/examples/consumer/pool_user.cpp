@@ -29,8 +29,10 @@ asio::awaitable<void> use(coroserve::blocking_pool& pool) {
 }
 
 int main() {
-    coroserve::blocking_pool pool{2, 4};
     asio::io_context io;
+    // After the io_context: destroyed first, so its threads are joined before a job still
+    // posting its completion could find the io_context gone.
+    coroserve::blocking_pool pool{2, 4};
     asio::co_spawn(io, use(pool), [](std::exception_ptr error) {
         if (error) std::rethrow_exception(error);
     });
