@@ -93,9 +93,10 @@ class Consumer(unittest.TestCase):
         configure = ["cmake", "-S", project, "-B", build, "-G", "Ninja", f"-DCMAKE_PREFIX_PATH={prefix}"]
         if os.environ.get("CXX_LAUNCHER"):  # the main build's ccache, if it has one
             configure.append(f"-DCMAKE_CXX_COMPILER_LAUNCHER={os.environ['CXX_LAUNCHER']}")
-        # A sanitizer build installs instrumented archives: the consumer must link the runtime too.
-        if os.environ.get("BUILD_CXX_FLAGS"):
-            configure.append(f"-DCMAKE_CXX_FLAGS={os.environ['BUILD_CXX_FLAGS']}")
+        # Warnings as errors, plus the main build's flags: a sanitizer build installs instrumented
+        # archives, and the consumer must be instrumented and link the runtime too.
+        cxx_flags = " ".join(["-Wall -Wextra -Wpedantic -Werror", os.environ.get("BUILD_CXX_FLAGS", "")]).strip()
+        configure.append(f"-DCMAKE_CXX_FLAGS={cxx_flags}")
         if os.environ.get("BUILD_EXE_LINKER_FLAGS"):
             configure.append(f"-DCMAKE_EXE_LINKER_FLAGS={os.environ['BUILD_EXE_LINKER_FLAGS']}")
         wrong = run(configure + ["-DCOROSERVE_WANT=9.0"])
@@ -103,8 +104,7 @@ class Consumer(unittest.TestCase):
         self.assertIn('compatible with requested version "9.0"', wrong.stderr)
         self.assertIn("version: 0.1.0", wrong.stderr)
         example = os.path.join(SOURCE, "examples", "minimal_mongo_server.cpp")
-        check(self, configure + ["-DCOROSERVE_WANT=0.1", f"-DMINIMAL_SERVER_SOURCE={example}",
-                                 "-DCMAKE_CXX_FLAGS=-Wall -Wextra -Wpedantic -Werror"])
+        check(self, configure + ["-DCOROSERVE_WANT=0.1", f"-DMINIMAL_SERVER_SOURCE={example}"])
         check(self, ["cmake", "--build", build, "-j2"], timeout=600)
 
         out = check(self, [os.path.join(build, "pool_user")], timeout=30)
