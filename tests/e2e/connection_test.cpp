@@ -313,6 +313,25 @@ TEST_CASE("2000 concurrent connections are all answered correctly", "[e2e][mongo
     for (std::size_t i = 0; i < n; i += 97) REQUIRE(conns[i].get("/json").status == 200);
 }
 
+TEST_CASE("A burst of connections cannot overshoot --max-connections", "[e2e]") {
+    // The accept loop takes what waits in the listen queue in one turn; each session it spawns
+    // must count itself open before the next one is accepted.
+    server srv{no_database_uri, {"--max-connections", "10", "--io-threads", "1"}};
+    std::vector<connection> burst;
+    for (int i = 0; i < 50; ++i) burst.emplace_back(srv.port());
+    int served = 0, refused = 0;
+    for (auto& c : burst) {
+        c.send(get_request("/json"));
+        auto r = c.read_response(5s);
+        REQUIRE(r);
+        served += r->status == 200;
+        refused += r->status == 503;
+    }
+    INFO(served << " served, " << refused << " refused");
+    CHECK(served == 10);
+    CHECK(refused == 40);
+}
+
 TEST_CASE("Connections over --max-connections get 503 and are closed", "[e2e]") {
     server srv{no_database_uri, {"--max-connections", "10"}};
     std::vector<connection> held;
