@@ -17,6 +17,7 @@ import contenders  # noqa: E402
 import harness  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402
+import test_drogon  # noqa: E402  (its chroot_unready)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STANDIN = os.path.join(ROOT, "build/release/bin/mongo-standin")
@@ -120,20 +121,9 @@ def comm(pid):
 
 def chroot_ready():
     """None when the chroot and both binaries are there, else why not."""
-    if os.geteuid() != 0:
-        return "needs root (chroot)"
-    ctx = fake_ctx(ROOT)
     c = contenders.by_id()["coroserve-d13"]
-    script = os.path.join(ROOT, contenders.TRIXIE_CHROOT)
-    path = subprocess.run([script, "path"], capture_output=True, text=True).stdout.strip()
-    if not os.access(os.path.join(path, "usr/bin/env"), os.X_OK):
-        return f"no Debian 13 chroot at {path}"
-    for binary in (c.binary(ctx), c.loop_binary(ctx)):
-        if not os.access(binary, os.X_OK):
-            return f"{os.path.relpath(binary, ROOT)} not built"
-    if not os.access(STANDIN, os.X_OK):
-        return "mongo-standin not built"
-    return None
+    ctx = fake_ctx(ROOT)
+    return test_drogon.chroot_unready([c.binary(ctx), c.loop_binary(ctx)])
 
 
 @unittest.skipIf(chroot_ready(), chroot_ready())

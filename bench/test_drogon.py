@@ -18,23 +18,38 @@ PEERS = os.path.join(ROOT, "build/bench-peers")
 SMALL_ID = "537416b501d53a77bb94135c"
 
 
-def chroot_ready():
-    """None when the chroot has drogon and the peer is built, else why not."""
+def chroot_unready(binaries, chroot_has=lambda root: None):
+    """Why the in-chroot tests cannot run, or None: root, the Debian 13 chroot (plus what
+    `chroot_has(root)` says is missing in it), the built `binaries` and the stand-in."""
     if os.geteuid() != 0:
         return "needs root (chroot)"
     script = os.path.join(ROOT, contenders.TRIXIE_CHROOT)
     if not os.access(script, os.X_OK):
         return f"{contenders.TRIXIE_CHROOT} missing"
     path = subprocess.run([script, "path"], capture_output=True, text=True).stdout.strip()
-    libdir = os.path.join(path, "usr/lib/x86_64-linux-gnu")
-    if not os.path.isdir(libdir) or not any(f.startswith("libdrogon.so") for f in os.listdir(libdir)):
-        return f"no drogon in the Debian 13 chroot {path}"
-    for binary in ("peer-drogon", "peer-drogon-findloop"):
-        if not os.access(os.path.join(PEERS, binary), os.X_OK):
-            return f"build/bench-peers/{binary} not built"
+    if not os.access(os.path.join(path, "usr/bin/env"), os.X_OK):
+        return f"no Debian 13 chroot at {path}"
+    missing = chroot_has(path)
+    if missing:
+        return missing
+    for binary in binaries:
+        if not os.access(binary, os.X_OK):
+            return f"{os.path.relpath(binary, ROOT)} not built"
     if not os.access(STANDIN, os.X_OK):
         return "mongo-standin not built"
     return None
+
+
+def no_drogon(path):
+    libdir = os.path.join(path, "usr/lib/x86_64-linux-gnu")
+    if not os.path.isdir(libdir) or not any(f.startswith("libdrogon.so") for f in os.listdir(libdir)):
+        return f"no drogon in the Debian 13 chroot {path}"
+    return None
+
+
+def chroot_ready():
+    """None when the chroot has drogon and the peer is built, else why not."""
+    return chroot_unready([os.path.join(PEERS, b) for b in ("peer-drogon", "peer-drogon-findloop")], no_drogon)
 
 
 @unittest.skipIf(chroot_ready(), chroot_ready())
